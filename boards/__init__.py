@@ -1,0 +1,1 @@
+"""Board top-levels, builds and programming."""

@@ -1,0 +1,1 @@
+"""Gateware of the NeuroCoreX core (Amaranth HDL)."""

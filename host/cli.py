@@ -1,0 +1,161 @@
+"""The ``neurocorex`` command line.
+
+User errors print one line on stderr and exit with status 2; no traceback.
+Subcommands register themselves in :data:`COMMANDS` (name → (setup, run)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .errors import NeuroCoreXError
+
+__all__ = ["main", "COMMANDS", "device_args", "open_device"]
+
+#: name → (help, add_arguments(parser), run(args) -> int); other modules add theirs.
+COMMANDS: dict = {}
+
+
+def device_args(p, default="model"):
+    p.add_argument("--device", "-d", default=default,
+                   help="model, rtl, a serial port or a pyserial URL (default: %(default)s)")
+
+
+def open_device(args, net=None):
+    from .device import connect
+    kwargs = {}
+    if args.device == "model" and net is not None:
+        kwargs = dict(neurons=max(net.neurons, 1), inputs=net.inputs,
+                      weight_bits=net.config.weight_bits)
+    return connect(args.device, **kwargs)
+
+
+def _load_network(path):
+    from .network import Network
+    if str(path).endswith(".nir"):
+        try:
+            from .nir import from_nir
+        except ImportError:
+            raise NeuroCoreXError("NIR files need the NIR support (neurocorex.nir)") from None
+        return from_nir(path)
+    return Network.load(path)
+
+
+# -- info -------------------------------------------------------------------------------
+
+def _info_args(p):
+    device_args(p)
+
+
+def _info(args):
+    with open_device(args) as dev:
+        for k, v in dev.info().items():
+            print(f"{k}: {v}")
+    return 0
+
+
+# -- run ---------------------------------------------------------------------------------
+
+def _run_args(p):
+    p.add_argument("network", help="network file (.npz from Network.save, or .nir)")
+    device_args(p)
+    p.add_argument("--steps", "-n", type=int, required=True, help="time steps to run")
+    p.add_argument("--inputs", "-i", help=".npz with a bool array 'inputs' of shape (steps, M)")
+    p.add_argument("--out", "-o", required=True, help="output .npz (spikes, w_rec, w_in)")
+
+
+def _run(args):
+    net = _load_network(args.network)
+    inputs = None
+    if args.inputs:
+        try:
+            with np.load(args.inputs, allow_pickle=False) as z:
+                if "inputs" not in z.files:
+                    raise NeuroCoreXError(f"{args.inputs!r} has no array named 'inputs'")
+                inputs = z["inputs"]
+        except (OSError, ValueError) as e:
+            raise NeuroCoreXError(f"cannot read inputs file {args.inputs!r}: {e}") from None
+    with open_device(args, net) as dev:
+        dev.load(net)
+        rec = dev.run(args.steps, inputs)
+        w_rec, w_in = dev.read_weights()
+    try:
+        np.savez_compressed(args.out, spikes=rec.spikes, w_rec=w_rec, w_in=w_in)
+    except OSError as e:
+        raise NeuroCoreXError(f"cannot write {args.out!r}: {e.strerror}") from None
+    print(f"steps: {rec.steps}")
+    print(f"spikes: {int(rec.spikes.sum())}")
+    print(f"out: {args.out}")
+    return 0
+
+
+COMMANDS["info"] = ("print the device's capabilities", _info_args, _info)
+COMMANDS["run"] = ("run a network file on a device", _run_args, _run)
+
+
+def _demo_args(p):
+    device_args(p)
+    p.add_argument("--steps", type=int, default=200)
+
+
+def _demo(args):
+    """A small network on the device: Poisson inputs into a recurrent layer."""
+    from .network import Network
+    rng = np.random.default_rng(1)
+    net = Network(neurons=32, inputs=16)
+    net.w_shift = 4
+    net.w_in = rng.integers(0, 40, (16, 32))
+    net.w_rec = rng.integers(-20, 10, (32, 32))
+    inputs = rng.random((args.steps, 16)) < 0.1
+    with open_device(args, net) as dev:
+        dev.load(net)
+        rec = dev.run(args.steps, inputs)
+    print(f"device: {args.device}")
+    print(f"steps: {rec.steps}  neurons: {net.neurons}  inputs: {net.inputs}")
+    print(f"input spikes: {int(inputs.sum())}  output spikes: {int(rec.spikes.sum())}")
+    for j in range(min(net.neurons, 16)):
+        row = "".join("|" if s else "." for s in rec.spikes[:80, j])
+        print(f"n{j:02d} {row}")
+    return 0
+
+
+COMMANDS["demo"] = ("run the demo network", _demo_args, _demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    p = argparse.ArgumentParser(prog="neurocorex", description="NeuroCoreX host toolchain")
+    p.add_argument("--version", action="version", version=f"neurocorex {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    _load_plugins()
+    for name, (help, add_args, _) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help)
+        add_args(sp)
+    return p
+
+
+def _load_plugins():
+    """Import modules that register further subcommands, if present."""
+    import importlib
+    for mod in ("neurocorex.link_cli", "neurocorex.boards.cli", "neurocorex.demos", "neurocorex.bench"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args) or 0
+    except NeuroCoreXError as e:
+        print(f"neurocorex {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

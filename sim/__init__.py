@@ -1,0 +1,1 @@
+"""Simulation: the bit-exact golden model, RTL harnesses and the virtual board."""

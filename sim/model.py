@@ -1,0 +1,170 @@
+"""Bit-exact golden model of the NeuroCoreX core.
+
+The model implements ``docs/spec.md`` with numpy integer arithmetic,
+vectorised over neurons.  The gateware is checked against it bit for bit, so
+every operation here is the specified one, in the specified order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..formats import (CoreConfig, NEURON_PARAMS, STDP_FIELDS, GLOBAL_FIELDS,
+                       V_BITS, I_BITS, TRACE_BITS, signed_range, unsigned_range,
+                       decay, decay_trace, stdp_delta)
+
+__all__ = ["CoreModel", "StepCounters"]
+
+_V_LO, _V_HI = signed_range(V_BITS)
+_I_LO, _I_HI = signed_range(I_BITS)
+_T_HI = unsigned_range(TRACE_BITS)[1]
+
+
+class StepCounters:
+    """Cumulative counters, the same the gateware keeps."""
+
+    __slots__ = ("steps", "spikes", "input_spikes", "syn_events")
+
+    def __init__(self):
+        self.steps = self.spikes = self.input_spikes = self.syn_events = 0
+
+    def as_dict(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class CoreModel:
+    """The core's state and one-step update, in integers.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Number of neurons ``N``, inputs ``M`` and the weight width.
+
+    Attributes
+    ----------
+    w_rec, w_in : ndarray of int32, shapes (N, N) and (M, N)
+        Weights, ``w_rec[i, j]`` from neuron ``i`` to neuron ``j``.
+    plastic_rec, plastic_in : ndarray of bool
+        Per-synapse plasticity enables.
+    params : dict of ndarray
+        Per-neuron parameters, keys from ``formats.NEURON_PARAMS``.
+    stdp : dict of int
+        STDP settings, keys from ``formats.STDP_FIELDS``.
+    w_shift : int
+        Weight-to-current shift.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self.config = config
+        n, m = config.neurons, config.inputs
+        self.w_rec = np.zeros((n, n), np.int32)
+        self.w_in = np.zeros((m, n), np.int32)
+        self.plastic_rec = np.zeros((n, n), bool)
+        self.plastic_in = np.zeros((m, n), bool)
+        self.params = {f.name: np.zeros(n, np.int64) for f in NEURON_PARAMS}
+        self.params["threshold"][:] = _V_HI
+        self.stdp = {f.name: 0 for f in STDP_FIELDS}
+        self.stdp["w_min"], self.stdp["w_max"] = config.weight_range
+        self.globals = {f.name: 0 for f in GLOBAL_FIELDS}
+        self.counters = StepCounters()
+        self.reset_state()
+
+    # -- state ---------------------------------------------------------------
+
+    def reset_state(self):
+        """Zero V, I, refractory counters, traces and the pending spikes."""
+        n, m = self.config.neurons, self.config.inputs
+        self.v = np.zeros(n, np.int64)
+        self.i = np.zeros(n, np.int64)
+        self.ref = np.zeros(n, np.int64)
+        self.pre_trace = np.zeros(n, np.int64)
+        self.post_trace = np.zeros(n, np.int64)
+        self.input_trace = np.zeros(m, np.int64)
+        self.spikes = np.zeros(n, bool)     # s(t-1), delivered next step
+        self.counters = StepCounters()
+
+    def state(self) -> dict:
+        return {"v": self.v.copy(), "i": self.i.copy(), "ref": self.ref.copy(),
+                "pre_trace": self.pre_trace.copy(), "post_trace": self.post_trace.copy(),
+                "input_trace": self.input_trace.copy(), "spikes": self.spikes.copy()}
+
+    @property
+    def w_shift(self) -> int:
+        return self.globals["w_shift"]
+
+    # -- one time step ---------------------------------------------------------
+
+    def step(self, inputs=None) -> np.ndarray:
+        """Advance one time step; ``inputs`` is a bool array of length M.
+
+        Returns the bool array of neurons that spiked in this step.
+        """
+        m = self.config.inputs
+        x = np.zeros(m, bool) if inputs is None else np.asarray(inputs, bool)
+        src_rec = np.flatnonzero(self.spikes)
+        src_in = np.flatnonzero(x)
+        p = self.params
+        st = self.stdp
+        learn = bool(st["enabled"])
+        w_min, w_max = st["w_min"], st["w_max"]
+
+        # (1) integration of the spikes of step t-1 and the inputs of step t,
+        #     with the weights as they were at the start of the step.
+        acc = (self.w_rec[src_rec].sum(axis=0, dtype=np.int64)
+               + self.w_in[src_in].sum(axis=0, dtype=np.int64)) << self.w_shift
+
+        # (2) depression on pre events, with the post traces of step t-1.
+        if learn and (len(src_rec) or len(src_in)):
+            dep = stdp_delta(st["a_minus"], self.post_trace)          # per post neuron
+            for w, plastic, rows in ((self.w_rec, self.plastic_rec, src_rec),
+                                     (self.w_in, self.plastic_in, src_in)):
+                if len(rows):
+                    old = w[rows].astype(np.int64)
+                    new = np.where(old <= w_min, old, np.maximum(old - dep, w_min))
+                    w[rows] = np.where(plastic[rows], new, old)
+
+        # (3) neuron update.
+        refractory = self.ref > 0
+        i_new = np.clip(decay(self.i, p["alpha_i"]) + acc, _I_LO, _I_HI)
+        u = np.clip(self.v - p["v_rest"], _V_LO, _V_HI)
+        v_int = np.clip(p["v_rest"] + decay(u, p["alpha_v"]) + i_new, _V_LO, _V_HI)
+        v_new = np.where(refractory, self.v, v_int)
+        spike = ~refractory & (v_new >= p["threshold"])
+        self.v = np.where(spike, p["v_reset"], v_new)
+        self.ref = np.where(refractory, self.ref - 1, np.where(spike, p["t_ref"], 0))
+        self.i = i_new
+
+        # (4) traces, always updated (learning may be switched on later).
+        self.pre_trace = np.minimum(decay_trace(self.pre_trace, st["alpha_pre"])
+                                    + st["jump_pre"] * spike, _T_HI)
+        self.post_trace = np.minimum(decay_trace(self.post_trace, st["alpha_post"])
+                                     + st["jump_post"] * spike, _T_HI)
+        self.input_trace = np.minimum(decay_trace(self.input_trace, st["alpha_pre"])
+                                      + st["jump_pre"] * x, _T_HI)
+
+        # (5) potentiation on post events, with the pre traces of step t.
+        posts = np.flatnonzero(spike)
+        if learn and len(posts):
+            for w, plastic, trace in ((self.w_rec, self.plastic_rec, self.pre_trace),
+                                      (self.w_in, self.plastic_in, self.input_trace)):
+                if w.shape[0] == 0:
+                    continue
+                pot = stdp_delta(st["a_plus"], trace)[:, None]       # per pre source
+                old = w[:, posts].astype(np.int64)
+                new = np.where(old >= w_max, old, np.minimum(old + pot, w_max))
+                w[:, posts] = np.where(plastic[:, posts], new, old)
+
+        self.spikes = spike
+        c = self.counters
+        c.steps += 1
+        c.spikes += len(posts)
+        c.input_spikes += len(src_in)
+        c.syn_events += (len(src_rec) + len(src_in)) * self.config.neurons
+        return spike
+
+    def run(self, steps: int, inputs=None) -> np.ndarray:
+        """Run ``steps`` steps; ``inputs`` is None or bool (steps, M)."""
+        out = np.zeros((steps, self.config.neurons), bool)
+        for t in range(steps):
+            out[t] = self.step(None if inputs is None else inputs[t])
+        return out
