@@ -37,9 +37,9 @@ def _load_network(path):
     from .network import Network
     if str(path).endswith(".nir"):
         try:
-            from .nir import from_nir
+            from .nirgraph import from_nir
         except ImportError:
-            raise NeuroCoreXError("NIR files need the NIR support (neurocorex.nir)") from None
+            raise NeuroCoreXError("NIR files need the NIR support (neurocorex.nirgraph)") from None
         return from_nir(path)
     return Network.load(path)
 
