@@ -373,6 +373,19 @@ class Network:
         net.validate()
         return net
 
+    # -- NIR ------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_nir(cls, graph_or_path, dt=None, **kwargs) -> "Network":
+        """Build a network from a NIR graph or ``.nir`` file; see :func:`neurocorex.nirgraph.from_nir`."""
+        from .nirgraph import from_nir
+        return from_nir(graph_or_path, dt=dt, **kwargs)
+
+    def to_nir(self):
+        """This network as a ``nir.NIRGraph``; see :func:`neurocorex.nirgraph.to_nir`."""
+        from .nirgraph import to_nir
+        return to_nir(self)
+
     def copy(self) -> "Network":
         import copy
         return copy.deepcopy(self)
