@@ -1,0 +1,113 @@
+"""Reading the results of a Yosys + nextpnr run: resource use and Fmax.
+
+nextpnr writes a JSON report (``--report``) and a text log (``--log``);
+Yosys writes its own log with a cell count (``stat``).  The functions here
+turn them into one flat dictionary that the build prints as ``key: value``
+lines.  Each parser works on text so that it can be tested on stored logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+__all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise",
+           "RESOURCE_NAMES"]
+
+#: nextpnr cell types → report keys, per FPGA family
+RESOURCE_NAMES = {
+    "ice40": {"ICESTORM_LC": "lc", "ICESTORM_RAM": "ebr", "ICESTORM_SPRAM": "spram",
+              "ICESTORM_DSP": "dsp", "SB_IO": "io", "ICESTORM_PLL": "pll_cells", "SB_GB": "gb"},
+    "ecp5": {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "DP16KD": "ebr", "MULT18X18D": "dsp",
+             "TRELLIS_IO": "io", "EHXPLLL": "pll_cells", "TRELLIS_RAMW": "lutram_w"},
+}
+
+_UTIL_RE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
+_FMAX_RE = re.compile(
+    r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
+
+
+def parse_nextpnr_log(text: str) -> dict:
+    """Utilisation and Fmax from a nextpnr log.
+
+    Returns ``{"utilization": {cell: (used, available)}, "fmax": {clock: (achieved_mhz,
+    target_mhz, passed)}}``.  nextpnr prints the utilisation table twice (after
+    packing and after placement) and Fmax after placement and after routing; the
+    last of each is kept, since it describes the routed design.
+    """
+    util = {}
+    blocks = text.split("Device utilisation:")
+    if len(blocks) > 1:
+        for name, used, avail, _ in _UTIL_RE.findall(blocks[-1].split("\n\n")[0]):
+            util[name] = (int(used), int(avail))
+    fmax = {}
+    for clk, ach, res, tgt in _FMAX_RE.findall(text):
+        fmax[clk] = (float(ach), float(tgt), res == "PASS")
+    return {"utilization": util, "fmax": fmax}
+
+
+def parse_nextpnr_report(text: str) -> dict:
+    """The same dictionary as :func:`parse_nextpnr_log`, from nextpnr's ``--report`` JSON."""
+    data = json.loads(text)
+    util = {k: (int(v["used"]), int(v["available"])) for k, v in data.get("utilization", {}).items()}
+    fmax = {k: (float(v["achieved"]), float(v["constraint"]), float(v["achieved"]) >= float(v["constraint"]))
+            for k, v in data.get("fmax", {}).items()}
+    return {"utilization": util, "fmax": fmax}
+
+
+_STAT_CELL_RE = re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?\$?([A-Za-z_][\w$]*)\s*$", re.M)
+_STAT_CELL_RE_OLD = re.compile(r"^\s+([A-Za-z_$][\w$]*)\s+(\d+)\s*$", re.M)
+
+
+def parse_yosys_stat(text: str) -> dict:
+    """Cell counts of the last ``stat`` in a Yosys log (whole design, submodules included)."""
+    idx = text.rfind("=== design hierarchy ===")
+    if idx < 0:
+        idx = text.rfind("=== top ===")
+    if idx < 0:
+        return {}
+    lines = []
+    for line in text[idx:].splitlines()[1:]:
+        # the statistics end where the next pass or section starts
+        if re.match(r"^(\d+\.[\d.]*\s|===|End of script)", line):
+            break
+        lines.append(line)
+    section = "\n".join(lines)
+    cells = {}
+    for count, name in _STAT_CELL_RE.findall(section):
+        cells[name] = cells.get(name, 0) + int(count)
+    if not cells:
+        for name, count in _STAT_CELL_RE_OLD.findall(section):
+            cells[name] = int(count)
+    return cells
+
+
+def summarise(family: str, pnr: dict, yosys_cells: dict, clock: str | None = None) -> dict:
+    """Flat report: resource use ``used/available`` and Fmax of the core clock.
+
+    ``clock`` picks the clock whose Fmax is reported; by default the one with
+    the highest target (the core clock; the UART and LEDs run in it too).
+    """
+    out = {}
+    names = RESOURCE_NAMES[family]
+    util = pnr["utilization"]
+    for cell, key in names.items():
+        if cell in util:
+            used, avail = util[cell]
+            out[key] = used
+            out[f"{key}_available"] = avail
+    if family == "ice40":
+        # an iCE40 logic cell holds one LUT4 and one FF; count each from Yosys
+        out["lut"] = sum(v for k, v in yosys_cells.items() if k == "SB_LUT4")
+        out["ff"] = sum(v for k, v in yosys_cells.items() if k.startswith("SB_DFF"))
+        out["carry"] = yosys_cells.get("SB_CARRY", 0)
+    fmax = pnr["fmax"]
+    if fmax:
+        if clock is None or clock not in fmax:
+            clock = max(fmax, key=lambda c: fmax[c][1])
+        ach, tgt, ok = fmax[clock]
+        out["clock_net"] = clock
+        out["fmax_mhz"] = round(ach, 2)
+        out["target_mhz"] = round(tgt, 2)
+        out["timing_met"] = bool(ok)
+    return out

@@ -1,0 +1,183 @@
+"""The boards NeuroCoreX builds for: platform, clock, UART, LEDs, default core size.
+
+Each :class:`Board` names its `amaranth-boards` platform, the PLL family and
+its chosen core clock, the USB-UART bridge's highest rate, the LEDs used for
+activity and error, the largest default ``N``/``M`` that fit, the Yosys and
+nextpnr options its memories need, and the programmers that can load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import NeuroCoreXError, RangeError
+from . import pll as _pll
+
+__all__ = ["Board", "BOARDS", "get_board", "baud_divisor", "baud_error", "check_baud",
+           "MAX_BAUD_ERROR"]
+
+#: Largest relative error between the requested baud rate and the one the
+#: clock divider produces; 8N1 framing tolerates about 4-5 % in total for
+#: both ends, so each end may use at most half of it.
+MAX_BAUD_ERROR = 0.02
+
+
+def baud_divisor(clk_hz: float, baud: int) -> int:
+    """Clock cycles per UART bit: the nearest integer to ``clk_hz / baud``."""
+    return max(1, round(clk_hz / baud))
+
+
+def baud_error(clk_hz: float, baud: int) -> float:
+    """Relative error of the bit rate the divider produces against ``baud``."""
+    actual = clk_hz / baud_divisor(clk_hz, baud)
+    return abs(actual - baud) / baud
+
+
+def check_baud(clk_hz: float, baud: int, max_baud: int | None = None) -> int:
+    """Return the divisor for ``baud`` at ``clk_hz`` or raise :class:`RangeError`.
+
+    Refuses a rate above the board's USB bridge limit ``max_baud``, a rate
+    whose divisor is below 4 clocks per bit (the receiver samples mid-bit),
+    and a rate whose divider error exceeds :data:`MAX_BAUD_ERROR`.
+    """
+    if not isinstance(baud, int) or baud <= 0:
+        raise RangeError(f"baud must be a positive integer, got {baud!r}")
+    if max_baud is not None and baud > max_baud:
+        raise RangeError(f"baud={baud} is out of range; the board's USB UART allows [1, {max_baud}]")
+    div = baud_divisor(clk_hz, baud)
+    if clk_hz / baud < 4:
+        raise RangeError(f"baud={baud} is too fast for a {clk_hz / 1e6:g} MHz clock: "
+                         f"at least 4 clocks per bit are needed (baud <= {int(clk_hz // 4)})")
+    err = baud_error(clk_hz, baud)
+    if err > MAX_BAUD_ERROR:
+        actual = clk_hz / div
+        raise RangeError(
+            f"baud={baud} at a {clk_hz / 1e6:g} MHz clock divides by {div} and gives {actual:.0f} baud, "
+            f"{err:.2%} off (allowed {MAX_BAUD_ERROR:.0%}); choose a baud rate near clk/n")
+    return div
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board.
+
+    Attributes
+    ----------
+    name : str
+        Name used on the command line (``--board``).
+    title : str
+        Human-readable board and FPGA name.
+    family : str
+        ``"ice40"``, ``"ecp5"`` or ``"xilinx"``.
+    platform_path : str
+        ``module:Class`` of its amaranth-boards platform.
+    clk_in : str
+        Oscillator resource name; ``clk_in_hz`` its frequency.
+    clk_hz : float
+        Default core clock made by the PLL.
+    baud, max_baud : int
+        Default UART rate and the USB bridge's highest rate.
+    bridge : str
+        USB-UART bridge chip.
+    leds : tuple
+        ``(resource, number)`` of the LEDs: activity first, error second, then others.
+    neurons, inputs : int
+        Default (largest fitting) core size.
+    bitstream : str
+        Bitstream file name in the build directory.
+    programmers : tuple
+        ``(tool, argv...)`` in order of preference; ``{bitstream}`` is substituted.
+    install_hint : str
+        What to install when no programmer is found.
+    overrides : dict
+        Toolchain overrides for ``platform.prepare``.
+    toolchain : str
+        ``"open"`` (Yosys + nextpnr from PyPI) or ``"vivado"``.
+    """
+    name: str
+    title: str
+    family: str
+    platform_path: str
+    clk_in: str
+    clk_in_hz: float
+    clk_hz: float
+    baud: int
+    max_baud: int
+    bridge: str
+    leds: tuple
+    neurons: int
+    inputs: int
+    bitstream: str
+    programmers: tuple
+    install_hint: str
+    rst: str | None = None
+    overrides: dict = field(default_factory=dict)
+    toolchain: str = "open"
+
+    def platform(self):
+        import importlib
+        mod, cls = self.platform_path.split(":")
+        return getattr(importlib.import_module(mod), cls)()
+
+    def solve_pll(self, clk_hz: float | None = None):
+        clk_hz = self.clk_hz if clk_hz is None else clk_hz
+        solver = {"ice40": _pll.solve_ice40, "ecp5": _pll.solve_ecp5,
+                  "xilinx": _pll.solve_xilinx}[self.family]
+        return solver(self.clk_in_hz, clk_hz)
+
+
+BOARDS: dict[str, Board] = {}
+
+
+def _add(board: Board):
+    BOARDS[board.name] = board
+
+
+_add(Board(
+    name="icebreaker", title="iCEBreaker (iCE40 UP5K-SG48)", family="ice40",
+    platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
+    clk_in="clk12", clk_in_hz=12e6, clk_hz=30e6,
+    # FT2232H: 3 Mbaud = 12 MHz / 4 exactly on the host side
+    baud=3_000_000, max_baud=12_000_000, bridge="FT2232H",
+    leds=(("led_g", 0), ("led_r", 0)),
+    neurons=256, inputs=256, bitstream="top.bin",
+    programmers=(("iceprog", "{bitstream}"),
+                 ("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
+    install_hint="iceprog (Debian: apt install fpga-icestorm) or openFPGALoader "
+                 "(Debian: apt install openfpgaloader)",
+    # SPRAM inference: see docs/boards.md ("memories")
+    overrides=dict(synth_opts="-spram", script_after_read="delete t:$meminit_v2"),
+))
+
+_add(Board(
+    name="ulx3s", title="ULX3S 85F (ECP5 LFE5U-85F)", family="ecp5",
+    platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+    clk_in="clk25", clk_in_hz=25e6, clk_hz=90e6,
+    # FT231X tops out at 3 Mbaud; 90 MHz / 30 is exact
+    baud=3_000_000, max_baud=3_000_000, bridge="FT231X",
+    leds=tuple(("led", k) for k in range(8)),
+    neurons=512, inputs=256, bitstream="top.bit",
+    programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
+                 ("fujprog", "{bitstream}")),
+    install_hint="openFPGALoader (Debian: apt install openfpgaloader) or fujprog",
+))
+
+_add(Board(
+    name="arty_a7", title="Arty A7-35T (Artix-7 XC7A35T)", family="xilinx",
+    platform_path="amaranth_boards.arty_a7:ArtyA7_35Platform",
+    clk_in="clk100", clk_in_hz=100e6, clk_hz=90e6, rst="rst",
+    # FT2232HQ; 90 MHz / 30 is exact
+    baud=3_000_000, max_baud=12_000_000, bridge="FT2232HQ",
+    leds=tuple(("led", k) for k in range(4)),
+    neurons=256, inputs=256, bitstream="top.bit",
+    programmers=(("openFPGALoader", "-b", "arty_a7_35t", "{bitstream}"),),
+    install_hint="openFPGALoader (Debian: apt install openfpgaloader)",
+    toolchain="vivado",
+))
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise NeuroCoreXError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}") from None

@@ -1,0 +1,86 @@
+"""Board top-level: PLL clock, reset, UART pins and LEDs around the NeuroCoreX design."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io, wiring
+
+from ..errors import NeuroCoreXError
+from .pll import ClockGenerator
+
+__all__ = ["BoardTop", "make_design", "led_ports"]
+
+
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False):
+    """The design to place on a board: the full top, or the UART echo stand-in."""
+    if stand_in:
+        from .standin import UARTEcho
+        return UARTEcho(config, clk_hz=clk_hz, baud=baud, board=board_name)
+    try:
+        from ..hdl.top import NeuroCoreTop
+    except ModuleNotFoundError as e:
+        if e.name not in ("neurocorex.hdl.top",):
+            raise
+        raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
+                              "checkout; build the flow-check design with --stand-in") from None
+    return NeuroCoreTop(config, clk_hz=clk_hz, baud=baud, board=board_name)
+
+
+def led_ports(design):
+    """Bits of the design's LED outputs, in signature order.
+
+    Every ``Out`` member whose name starts with ``led`` (or is ``status``) drives
+    board LEDs; its bits are taken in order.  The first board LED is meant for
+    activity and the second for errors, so designs list those first.
+    """
+    bits = []
+    for name, member in design.signature.members.items():
+        if member.is_port and member.flow == wiring.Out and (name.startswith("led") or name == "status"):
+            sig = getattr(design, name)
+            bits.extend((f"{name}[{k}]" if len(sig) > 1 else name, sig[k]) for k in range(len(sig)))
+    return bits
+
+
+class BoardTop(Elaboratable):
+    """Clock generator, UART and LED wiring of one board around ``design``.
+
+    Parameters
+    ----------
+    board : Board
+        Target board (:mod:`neurocorex.boards.targets`).
+    pll : PLL setting
+        From ``board.solve_pll``.
+    design : wiring.Component
+        Has ``uart_rx`` (In 1), ``uart_tx`` (Out 1) and LED outputs (see :func:`led_ports`).
+    """
+
+    def __init__(self, board, pll, design):
+        self.board = board
+        self.pll = pll
+        self.design = design
+        #: (design LED name, board LED) pairs, filled during elaboration
+        self.led_map = []
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.board
+        clk = platform.request(b.clk_in, 0, dir="-")
+        rst = None
+        if b.rst is not None:
+            m.submodules.rst_buf = rst_buf = io.Buffer("i", platform.request(b.rst, 0, dir="-"))
+            rst = rst_buf.i
+        m.submodules.clkgen = ClockGenerator(b.family, self.pll, clk, rst)
+        m.submodules.design = d = self.design
+
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [d.uart_rx.eq(rx_buf.i), tx_buf.o.eq(d.uart_tx)]
+
+        self.led_map = []
+        for (name, bit), (res, num) in zip(led_ports(d), b.leds):
+            buf = io.Buffer("o", platform.request(res, num, dir="-"))
+            m.submodules[f"led_{res}_{num}"] = buf
+            m.d.comb += buf.o.eq(bit)
+            self.led_map.append((name, f"{res}{num}"))
+        return m
