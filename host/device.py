@@ -43,7 +43,8 @@ class Recording:
         return self.spikes.mean(axis=0) if self.steps else np.zeros(self.spikes.shape[1])
 
     def __repr__(self):
-        return f"Recording(steps={self.steps}, neurons={self.spikes.shape[1]}, spikes={int(self.spikes.sum())})"
+        return (f"Recording(steps={self.steps}, neurons={self.spikes.shape[1]}, "
+                f"spikes={int(self.spikes.sum())})")
 
 
 class Device:
@@ -126,12 +127,14 @@ class Device:
         self._write_weights(w_rec, p_rec, w_in, p_in)
         self._reset_state()
         self.net = net
+        self._stdp = dict(img["stdp"])      # what the device holds; set_learning edits this copy
 
     def set_learning(self, enabled: bool) -> None:
         """Switch STDP on or off without touching anything else."""
         self._require_net()
-        self.net.stdp.enabled = bool(enabled)
-        self._write_stdp(self.net.stdp.as_ints(self.config))
+        # the device's copy, not the user's Network (which stays as it was loaded)
+        self._stdp["enabled"] = int(bool(enabled))
+        self._write_stdp(dict(self._stdp))
 
     def reset(self) -> None:
         """Zero V, I, refractory counters, traces and pending spikes."""
@@ -267,6 +270,11 @@ def connect(device: str = "model", **kwargs) -> Device:
     if not isinstance(device, str) or not device:
         raise DeviceError(f"device must be 'model', 'rtl', a serial port or a URL, got {device!r}")
     if device == "model":
+        allowed = ("neurons", "inputs", "weight_bits")
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise DeviceError(f"unknown option {unknown[0]!r} for device 'model'; "
+                              f"allowed: {', '.join(allowed)}")
         return ModelDevice(**kwargs)
     try:
         from .link import open_device

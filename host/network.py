@@ -24,11 +24,14 @@ __all__ = ["Network", "STDPSettings", "alpha_from_tau", "tau_from_alpha"]
 FILE_VERSION = 1
 
 
-def alpha_from_tau(tau_ms, dt_ms=1.0):
+def alpha_from_tau(tau_ms, dt_ms=1.0, name="time constant"):
     """1.15 decay factor for time constant ``tau_ms`` (``inf`` → no leak)."""
-    tau = np.asarray(tau_ms, dtype=float)
+    try:
+        tau = np.asarray(tau_ms, dtype=float)
+    except (TypeError, ValueError):
+        raise RangeError(f"{name} must be a number of ms in (0, inf], got {tau_ms!r}") from None
     if np.any(np.isnan(tau)) or np.any(tau <= 0):
-        raise RangeError(f"time constant must be > 0 ms (or inf), got {tau_ms!r}")
+        raise RangeError(f"{name} must lie in (0, inf] ms, got {tau_ms!r}")
     with np.errstate(divide="ignore"):
         a = np.rint(DECAY_ONE * np.exp(-dt_ms / tau)).astype(np.int64)
     return a if a.ndim else int(a)
@@ -44,7 +47,10 @@ def tau_from_alpha(alpha, dt_ms=1.0):
 
 def _check_array(name, value, shape, lo, hi, dtype=np.int64):
     """Validate and convert ``value`` (scalar or array) to an int array of ``shape``."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError:      # ragged nested lists
+        raise ShapeError(f"{name} must have shape {shape} (or be a scalar)") from None
     if arr.dtype == bool and dtype is not bool:
         arr = arr.astype(np.int64)
     if dtype is bool:
@@ -88,8 +94,9 @@ class STDPSettings:
     w_max: int = 63
 
     def set_taus(self, tau_pre, tau_post, dt=1.0):
-        self.alpha_pre = alpha_from_tau(tau_pre, dt)
-        self.alpha_post = alpha_from_tau(tau_post, dt)
+        alpha_pre = alpha_from_tau(tau_pre, dt, "tau_pre")
+        self.alpha_post = alpha_from_tau(tau_post, dt, "tau_post")
+        self.alpha_pre = alpha_pre
 
     def as_ints(self, config: CoreConfig) -> dict:
         """Validated integer settings, or :class:`RangeError` naming the field."""
@@ -236,9 +243,9 @@ class Network:
         """
         sel = slice(None) if neurons is None else neurons
         updates, errs = {}, [0.0]
-        for key, tau in (("alpha_v", tau_mem), ("alpha_i", tau_syn)):
+        for key, tname, tau in (("alpha_v", "tau_mem", tau_mem), ("alpha_i", "tau_syn", tau_syn)):
             if tau is not None:
-                a = alpha_from_tau(tau, self.dt)
+                a = alpha_from_tau(tau, self.dt, tname)
                 updates[key] = a
                 exact = DECAY_ONE * np.exp(-self.dt / np.asarray(tau, float))
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -246,11 +253,12 @@ class Network:
                 errs.append(float(np.max(rel)))
         for key, val in (("threshold", threshold), ("v_reset", v_reset), ("v_rest", v_rest)):
             if val is not None:
+                lo, hi = self.config.param_range(key)
                 f = np.asarray(val, float)
                 if np.any(np.isnan(f)):
-                    raise RangeError(f"{key} is NaN")
+                    raise RangeError(f"{key} is NaN; allowed range is [{lo / self.v_scale:g}, "
+                                     f"{hi / self.v_scale:g}] at v_scale={self.v_scale}")
                 q = np.rint(f * self.v_scale)
-                lo, hi = self.config.param_range(key)
                 if q.size and (q.min() < lo or q.max() > hi):
                     raise RangeError(f"{key} must lie in [{lo / self.v_scale:g}, {hi / self.v_scale:g}] "
                                      f"at v_scale={self.v_scale}, got {val!r}")
@@ -261,14 +269,19 @@ class Network:
         if refractory is not None:
             r = np.asarray(refractory, float)
             if np.any(np.isnan(r)) or np.any(r < 0):
-                raise RangeError(f"refractory must be >= 0 ms, got {refractory!r}")
+                raise RangeError(f"refractory must lie in [0, {255 * self.dt:g}] ms at dt={self.dt:g}, "
+                                 f"got {refractory!r}")
             q = np.rint(r / self.dt)
-            if q.max() > 255:
+            if q.size and q.max() > 255:
                 raise RangeError(f"refractory must lie in [0, {255 * self.dt:g}] ms at dt={self.dt:g}")
             updates["t_ref"] = q.astype(np.int64)
         new = {k: np.array(self._params.get(k, np.zeros(self.neurons, np.int64))) for k in self._PARAMS}
         for k, v in updates.items():
-            new[k][sel] = v
+            try:
+                new[k][sel] = v
+            except (IndexError, ValueError, TypeError):
+                raise ShapeError(f"neurons={neurons!r} must select neurons in [0, {self.neurons - 1}] "
+                                 f"matching the shape of the values given, got {np.shape(v)}") from None
         for k in self._PARAMS:          # validate everything, then commit
             lo, hi = self.config.param_range(k)
             new[k] = _check_array(k, new[k], (self.neurons,), lo, hi)
@@ -293,7 +306,8 @@ class Network:
             if f.shape != shape:
                 raise ShapeError(f"{name} must have shape {shape}, got {f.shape}")
             if np.any(np.isnan(f)):
-                raise RangeError(f"{name} contains NaN")
+                raise RangeError(f"{name} contains NaN; allowed range is [{lo / scale:g}, {hi / scale:g}] "
+                                 f"at w_shift={self.w_shift}, v_scale={self.v_scale}")
             q = np.rint(f * scale)
             if q.size and (q.min() < lo or q.max() > hi):
                 raise RangeError(f"{name} needs weights in [{lo / scale:g}, {hi / scale:g}] "
@@ -344,15 +358,24 @@ class Network:
     def load(cls, path) -> "Network":
         """Read a network written by :meth:`save`."""
         try:
-            with np.load(path, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
+            z = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise NeuroCoreXError(f"network file {os.fspath(path)!r} does not exist") from None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
+            raise NeuroCoreXError(f"network file {os.fspath(path)!r} is not a readable .npz: {e}") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):      # a bare .npy array
+            raise NeuroCoreXError(f"network file {os.fspath(path)!r} is not an .npz archive")
+        try:
+            with z:
+                d = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:      # a damaged member
             raise NeuroCoreXError(f"network file {os.fspath(path)!r} is not a readable .npz: {e}") from None
         if "format_version" not in d:
             raise NeuroCoreXError(f"{os.fspath(path)!r} is not a NeuroCoreX network (no format_version)")
-        ver = int(d["format_version"])
+        try:
+            ver = int(d["format_version"])
+        except (TypeError, ValueError):
+            ver = d["format_version"]
         if ver != FILE_VERSION:
             raise NeuroCoreXError(f"{os.fspath(path)!r} has format_version {ver}; "
                                   f"this library reads version {FILE_VERSION}")
@@ -370,6 +393,10 @@ class Network:
                 setattr(net.stdp, f.name, bool(val) if f.name == "enabled" else int(val))
         except KeyError as e:
             raise NeuroCoreXError(f"{os.fspath(path)!r} lacks the key {e.args[0]!r}") from None
+        except NeuroCoreXError as e:
+            raise type(e)(f"{os.fspath(path)!r}: {e}") from None
+        except (TypeError, ValueError) as e:      # e.g. an array where a scalar belongs
+            raise NeuroCoreXError(f"{os.fspath(path)!r} holds a malformed field: {e}") from None
         net.validate()
         return net
 
