@@ -18,6 +18,16 @@ __all__ = ["main", "COMMANDS", "device_args", "open_device"]
 #: name → (help, add_arguments(parser), run(args) -> int); other modules add theirs.
 COMMANDS: dict = {}
 
+#: Version of the layout of the ``.npz`` that ``neurocorex run`` writes (docs/file-formats.md).
+RUN_FILE_VERSION = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def device_args(p, default="model"):
     p.add_argument("--device", "-d", default=default,
@@ -72,18 +82,22 @@ def _run(args):
     inputs = None
     if args.inputs:
         try:
-            with np.load(args.inputs, allow_pickle=False) as z:
+            z = np.load(args.inputs, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):     # a bare .npy array
+                raise NeuroCoreXError(f"{args.inputs!r} is not an .npz with an array named 'inputs'")
+            with z:
                 if "inputs" not in z.files:
                     raise NeuroCoreXError(f"{args.inputs!r} has no array named 'inputs'")
                 inputs = z["inputs"]
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             raise NeuroCoreXError(f"cannot read inputs file {args.inputs!r}: {e}") from None
     with open_device(args, net) as dev:
         dev.load(net)
         rec = dev.run(args.steps, inputs)
         w_rec, w_in = dev.read_weights()
     try:
-        np.savez_compressed(args.out, spikes=rec.spikes, w_rec=w_rec, w_in=w_in)
+        np.savez_compressed(args.out, format_version=RUN_FILE_VERSION, spikes=rec.spikes,
+                            w_rec=w_rec, w_in=w_in)
     except OSError as e:
         raise NeuroCoreXError(f"cannot write {args.out!r}: {e.strerror}") from None
     print(f"steps: {rec.steps}")
@@ -127,7 +141,7 @@ COMMANDS["demo"] = ("run the demo network", _demo_args, _demo)
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    p = argparse.ArgumentParser(prog="neurocorex", description="NeuroCoreX host toolchain")
+    p = _Parser(prog="neurocorex", description="NeuroCoreX host toolchain")
     p.add_argument("--version", action="version", version=f"neurocorex {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _load_plugins()
