@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from .targets import check_baud, baud_error, get_board
 from .top import BoardTop, make_design
 
 __all__ = ["BuildError", "toolchain_env", "prepare", "build", "find_programmer", "program",
-           "write_verilog", "memory_mapping"]
+           "write_verilog", "check_report"]
 
 
 class BuildError(NeuroCoreXError):
@@ -179,20 +178,6 @@ def _run(build_dir: Path, env: dict, progress):
     return time.monotonic() - start
 
 
-_MEMMAP_RE = re.compile(r"^mapping memory (\S+) via (\S+)", re.M)
-_MEM_LOGIC_RE = re.compile(r"^mapping memory (\S+) to logic|^(\S+): mapping to logic", re.M)
-
-
-def memory_mapping(yosys_log: str) -> dict:
-    """Memory name → Yosys cell it was mapped to (``logic`` when it became LUTs/FFs)."""
-    out = {}
-    for name, cell in _MEMMAP_RE.findall(yosys_log):
-        out[name] = cell
-    for m in _MEM_LOGIC_RE.finditer(yosys_log):
-        out[m.group(1) or m.group(2)] = "logic"
-    return out
-
-
 def _collect(board, build_dir: Path) -> dict:
     pnr_json = build_dir / "top.report.json"
     if pnr_json.exists():
@@ -201,7 +186,7 @@ def _collect(board, build_dir: Path) -> dict:
         pnr = _report.parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"))
     ylog = (build_dir / "top.rpt").read_text(errors="replace")
     out = _report.summarise(board.family, pnr, _report.parse_yosys_stat(ylog))
-    mems = memory_mapping(ylog)
+    mems = _report.memory_mapping(ylog)
     out["memories"] = ", ".join(f"{k.split('.')[-1]}->{v}" for k, v in sorted(mems.items())) or "none"
     out["memories_in_logic"] = sum(1 for v in mems.values() if v == "logic")
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
@@ -39,6 +39,7 @@ class ICE40PLL:
     # iCE40 sysCLOCK PLL limits (iCE40 LP/HX/UP data sheets, as used by icepll)
     PFD_RANGE = (10e6, 133e6)
     VCO_RANGE = (533e6, 1066e6)
+    OUT_RANGE = (16e6, 275e6)
 
     @property
     def f_pfd(self) -> float:
@@ -157,6 +158,8 @@ def solve_ice40(f_in: float, f_out: float, tol: float = 0.005) -> ICE40PLL:
                 continue
             for divq in range(1, 7):
                 cand = ICE40PLL(f_in, divr, divf, divq)
+                if not ICE40PLL.OUT_RANGE[0] <= cand.freq_hz <= ICE40PLL.OUT_RANGE[1]:
+                    continue
                 if best is None or abs(cand.freq_hz - f_out) < abs(best.freq_hz - f_out):
                     best = cand
     return _check_result(best, f_out, tol)
@@ -214,6 +217,9 @@ def solve_xilinx(f_in: float, f_out: float, tol: float = 0.005) -> XilinxPLL:
 class ClockGenerator(Elaboratable):
     """Board clock → PLL → ``sync`` domain, held in reset until the PLL locks.
 
+    It drives the clock and reset of ``sync``; the domain itself is defined by
+    the top-level that contains both this generator and the design.
+
     Parameters
     ----------
     family : str
@@ -235,7 +241,6 @@ class ClockGenerator(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = ClockDomain("sync")
         pll_clk = Signal()
         if self.family == "ice40":
             # SB_PLL40_PAD takes the pad itself: the PLL sits next to the clock input.

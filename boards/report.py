@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise",
+__all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise", "memory_mapping",
            "RESOURCE_NAMES"]
 
 #: nextpnr cell types → report keys, per FPGA family
@@ -110,4 +110,18 @@ def summarise(family: str, pnr: dict, yosys_cells: dict, clock: str | None = Non
         out["fmax_mhz"] = round(ach, 2)
         out["target_mhz"] = round(tgt, 2)
         out["timing_met"] = bool(ok)
+    return out
+
+
+_MEMMAP_RE = re.compile(r"^mapping memory (\S+) via (\S+)", re.M)
+_MEM_LOGIC_RE = re.compile(r"^using FF mapping for memory (\S+)", re.M)
+
+
+def memory_mapping(yosys_log: str) -> dict:
+    """Memory name → Yosys cell it was mapped to (``logic`` when it became LUTs/FFs)."""
+    out = {}
+    for name, cell in _MEMMAP_RE.findall(yosys_log):
+        out[name] = cell
+    for name in _MEM_LOGIC_RE.findall(yosys_log):
+        out[name] = "logic"
     return out

