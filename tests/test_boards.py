@@ -176,7 +176,7 @@ YOSYS_STAT = """2.50. Printing statistics.
 === top ===
 
         +----------Local Count, excluding submodules.
-        | 
+        |
        13 cells
         4   SB_IO
         1   SB_PLL40_PAD
@@ -191,11 +191,11 @@ YOSYS_STAT = """2.50. Printing statistics.
 === design hierarchy ===
 
         +----------Count including submodules.
-        | 
+        |
        13 top
 
         +----------Count including submodules.
-        | 
+        |
        13 cells
         4   SB_IO
         1   SB_PLL40_PAD
