@@ -1,0 +1,247 @@
+"""Frame codec of the link: SLIP delimiting, length and CRC-16 (``neurocorex.protocol``).
+
+:class:`Deframer` judges every received frame exactly as
+:class:`neurocorex.protocol.Deframer` does and stores a good one in its frame
+buffer; :class:`Framer` wraps a stream of body bytes into a frame.
+"""
+
+from amaranth.hdl import Cat, Module, Signal, Mux
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..protocol import (END, ESC, ESC_END, ESC_ESC, MIN_FRAME, TRAILER_BYTES, Err, CRC_INIT)
+from .crc import crc16_next
+from .uart import RxByte
+
+__all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
+
+#: What the deframer reports for each delimited, non-empty frame.
+Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16})
+#: Body byte for the framer, or (``close=1``) the end of the current frame.
+TxItem = data.StructLayout({"data": 8, "close": 1})
+
+
+class Deframer(wiring.Component):
+    """Receive frames into the frame buffer and judge them.
+
+    Never stalls the receiver: every byte is taken in the cycle it arrives, so
+    the error counters do not depend on timing.  A good frame is stored and
+    the buffer stays *owned* until ``release``; bytes arriving meanwhile make
+    their frame an ``OVERRUN``.  Verdicts queue in a small FIFO; when it is
+    full a rejected frame's verdict is dropped (``dropped`` pulses) and a good
+    frame is turned into an overrun.
+
+    Parameters
+    ----------
+    max_frame : int
+        Depth of the frame buffer in decoded bytes.
+
+    Attributes
+    ----------
+    inp : In(stream of RxByte), always ready
+    verdict : Out(stream of Verdict)
+    judged : Out(stream of 3-bit status), always ready
+        Every verdict, in the cycle it is made, including dropped ones (for counters).
+    dropped : Out(1)
+    rd_addr, rd_data : In, Out
+        Synchronous read port of the frame buffer.
+    release : In(1)
+        The engine is done with the stored frame.
+    owned : Out(1)
+    """
+
+    def __init__(self, max_frame: int, fifo_depth: int = 4):
+        self.max_frame = max_frame
+        self.fifo_depth = fifo_depth
+        super().__init__({
+            "inp": In(stream.Signature(RxByte, always_ready=True)),
+            "verdict": Out(stream.Signature(Verdict)),
+            "judged": Out(stream.Signature(3, always_ready=True)),
+            "dropped": Out(1),
+            "rd_addr": In(range(max_frame)),
+            "rd_data": Out(8),
+            "release": In(1),
+            "owned": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        mf = self.max_frame
+        m.submodules.buf = buf = Memory(shape=8, depth=mf, init=[])
+        wp = buf.write_port()
+        rp = buf.read_port()
+        m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=Verdict.size, depth=self.fifo_depth)
+        m.d.comb += [self.verdict.valid.eq(fifo.r_rdy), self.verdict.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(self.verdict.ready)]
+
+        count = Signal(range(mf + 2))
+        crc = Signal(16, init=CRC_INIT)
+        esc = Signal()
+        seen = Signal()
+        bad = Signal()
+        overrun = Signal()
+        op = Signal(8)
+        seq = Signal(8)
+        last = Signal(32)          # last four decoded bytes, newest in the low byte
+
+        b = self.inp.payload.data
+        dec = Signal(8)            # decoded byte
+        dec_en = Signal()
+        is_end = self.inp.valid & (b == END)
+        is_data = self.inp.valid & (b != END)
+
+        with m.If(is_data):
+            m.d.sync += seen.eq(1)
+            with m.If(self.inp.payload.error):
+                m.d.sync += bad.eq(1)
+            with m.If(self.owned):
+                m.d.sync += overrun.eq(1)
+            with m.If(esc):
+                m.d.sync += esc.eq(0)
+                with m.If(b == ESC_END):
+                    m.d.comb += [dec.eq(END), dec_en.eq(1)]
+                with m.Elif(b == ESC_ESC):
+                    m.d.comb += [dec.eq(ESC), dec_en.eq(1)]
+                with m.Else():
+                    m.d.sync += bad.eq(1)
+            with m.Elif(b == ESC):
+                m.d.sync += esc.eq(1)
+            with m.Else():
+                m.d.comb += [dec.eq(b), dec_en.eq(1)]
+
+        with m.If(dec_en):
+            m.d.sync += [crc.eq(crc16_next(crc, dec)), last.eq(Cat(dec, last[:24]))]
+            with m.If(count <= mf):
+                m.d.sync += count.eq(count + 1)
+            with m.If(count == 0):
+                m.d.sync += op.eq(dec)
+            with m.If(count == 1):
+                m.d.sync += seq.eq(dec)
+            with m.If((count < mf) & ~self.owned & ~overrun):
+                m.d.comb += [wp.addr.eq(count), wp.data.eq(dec), wp.en.eq(1)]
+
+        # the verdict of the frame an END closes, in the protocol's order
+        status = Signal(3)
+        length_field = Cat(last[16:24], last[24:32])
+        with m.If(overrun):
+            m.d.comb += status.eq(Err.OVERRUN)
+        with m.Elif(bad | esc):
+            m.d.comb += status.eq(Err.FRAMING)
+        with m.Elif(count > mf):
+            m.d.comb += status.eq(Err.TOO_LONG)
+        with m.Elif(count < MIN_FRAME):
+            m.d.comb += status.eq(Err.LENGTH)
+        with m.Elif(crc != 0):
+            m.d.comb += status.eq(Err.CRC)
+        with m.Elif(length_field != count - TRAILER_BYTES):
+            m.d.comb += status.eq(Err.LENGTH)
+        with m.Else():
+            m.d.comb += status.eq(Err.OK)
+
+        final = Signal(3)
+        m.d.comb += final.eq(Mux((status == Err.OK) & ~fifo.w_rdy, Err.OVERRUN, status))
+        v = Signal(Verdict)
+        m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
+                     v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
+                     fifo.w_data.eq(v)]
+        m.d.sync += self.dropped.eq(0)
+        with m.If(self.release):
+            m.d.sync += self.owned.eq(0)
+        with m.If(is_end):
+            m.d.sync += [count.eq(0), crc.eq(CRC_INIT), esc.eq(0), seen.eq(0), bad.eq(0),
+                         overrun.eq(0)]
+            with m.If(seen):
+                m.d.comb += [self.judged.valid.eq(1), self.judged.payload.eq(final)]
+                with m.If(fifo.w_rdy):
+                    m.d.comb += fifo.w_en.eq(1)
+                    with m.If(final == Err.OK):
+                        m.d.sync += self.owned.eq(1)
+                with m.Else():
+                    m.d.sync += self.dropped.eq(1)
+        return m
+
+
+class Framer(wiring.Component):
+    """Wrap body bytes into a frame: ``END``, escaped body, length, CRC, ``END``.
+
+    A frame opens with its first body byte and closes on an item with
+    ``close=1``; a close with no open frame is ignored.
+
+    Attributes
+    ----------
+    inp : In(stream of TxItem)
+    out : Out(stream of 8 bits)
+        Bytes for the UART transmitter.
+    """
+
+    inp: In(stream.Signature(TxItem))
+    out: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        crc = Signal(16, init=CRC_INIT)
+        length = Signal(16)
+        opened = Signal()
+        second = Signal(8)         # the escape code still to send after ESC
+        tr = Signal(range(5))      # trailer byte being sent
+
+        def put(byte):
+            """Send ``byte`` escaped; returns the condition that it left."""
+            needs = (byte == END) | (byte == ESC)
+            m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(Mux(needs, ESC, byte))]
+            with m.If(self.out.ready & needs):
+                m.d.sync += second.eq(Mux(byte == END, ESC_END, ESC_ESC))
+            return needs
+
+        trailer = Signal(8)
+        m.d.comb += trailer.eq(Mux(tr == 0, length[:8], Mux(tr == 1, length[8:],
+                                   Mux(tr == 2, crc[8:], crc[:8]))))
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.inp.valid):
+                    with m.If(self.inp.payload.close):
+                        m.d.comb += self.inp.ready.eq(1)
+                        with m.If(opened):
+                            m.next = "TRAILER"
+                            m.d.sync += tr.eq(0)
+                    with m.Elif(~opened):
+                        m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(END)]
+                        with m.If(self.out.ready):
+                            m.d.sync += [opened.eq(1), crc.eq(CRC_INIT), length.eq(0)]
+                    with m.Else():
+                        byte = self.inp.payload.data
+                        needs = put(byte)
+                        with m.If(self.out.ready):
+                            m.d.comb += self.inp.ready.eq(1)
+                            m.d.sync += [crc.eq(crc16_next(crc, byte)), length.eq(length + 1)]
+                            with m.If(needs):
+                                m.next = "SECOND"
+            with m.State("SECOND"):
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(second)]
+                with m.If(self.out.ready):
+                    m.next = "IDLE"
+            with m.State("TRAILER"):
+                needs = put(trailer)
+                with m.If(self.out.ready):
+                    with m.If(tr < 2):
+                        m.d.sync += crc.eq(crc16_next(crc, trailer))
+                    m.d.sync += tr.eq(tr + 1)
+                    with m.If(needs):
+                        m.next = "TSECOND"
+                    with m.Elif(tr == 3):
+                        m.next = "CLOSE"
+            with m.State("TSECOND"):
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(second)]
+                with m.If(self.out.ready):
+                    m.next = "TRAILER"
+                    with m.If(tr == 4):
+                        m.next = "CLOSE"
+            with m.State("CLOSE"):
+                m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(END)]
+                with m.If(self.out.ready):
+                    m.d.sync += opened.eq(0)
+                    m.next = "IDLE"
+        return m
