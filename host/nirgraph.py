@@ -684,11 +684,14 @@ def from_nir(graph_or_path, dt=None, *, v_scale=None, w_shift=None, weight_bits=
     # what NIR cannot carry: from the metadata of a NeuroCoreX export
     if meta:
         params["t_ref"] = _meta_array(meta, "t_ref", (n_total,), params["t_ref"])
-        if "v_rest" in meta:
-            v_rest = _meta_array(meta, "v_rest", (n_total,), params["v_rest"])
-            for p in pops.values():
-                if p.kind in ("IF", "I"):          # these NIR nodes have no leak potential
-                    params["v_rest"][p.idx] = v_rest[p.idx]
+        # integers the NIR node cannot carry: the leak of IF/I, the reset of
+        # non-spiking nodes (unused by their dynamics, kept for a faithful copy)
+        for key, kinds in (("v_rest", ("IF", "I")), ("v_reset", ("LI", "CubaLI", "I"))):
+            if key in meta:
+                val = _meta_array(meta, key, (n_total,), params[key])
+                for p in pops.values():
+                    if p.kind in kinds:
+                        params[key][p.idx] = val[p.idx]
     for key, val in params.items():
         setattr(net, key, val)
     if meta:
@@ -869,6 +872,7 @@ def to_nir(net):
         "plastic_in": img["plastic_in"].astype(bool),
         "t_ref": p["t_ref"].astype(np.int64),
         "v_rest": p["v_rest"].astype(np.int64),
+        "v_reset": p["v_reset"].astype(np.int64),
         "layout": {"neurons": {k: np.asarray(v, np.int64) for k, v in groups.items()},
                    "inputs": {k: np.asarray(v, np.int64) for k, v in inputs.items()}},
     }
