@@ -468,7 +468,7 @@ def _pick_scales(w_eff_max, v_max, weight_range, v_scale, w_shift, nodename):
 
 
 def from_nir(graph_or_path, dt=None, *, v_scale=None, w_shift=None, weight_bits=None,
-             max_neurons=4096, max_inputs=4096, stacked=True):
+             max_neurons=4096, max_inputs=4096, config=None, stacked=True):
     """Build a :class:`~neurocorex.network.Network` from a NIR graph.
 
     Parameters
@@ -489,6 +489,9 @@ def from_nir(graph_or_path, dt=None, *, v_scale=None, w_shift=None, weight_bits=
         Weight width of the target core (default: metadata, else 7).
     max_neurons, max_inputs : int
         The build's ``N`` and ``M``; a graph needing more is refused.
+    config : CoreConfig or None
+        The target core (e.g. ``device.config``): sets ``max_neurons``,
+        ``max_inputs`` and ``weight_bits`` at once.
     stacked : bool
         Allow projections from one population to another (packed as blocks of
         the recurrent matrix, see ``docs/nir.md``).  With ``False`` such graphs
@@ -507,6 +510,9 @@ def from_nir(graph_or_path, dt=None, *, v_scale=None, w_shift=None, weight_bits=
     """
     from .network import Network, STDPSettings
 
+    if config is not None:
+        max_neurons, max_inputs = config.neurons, config.inputs
+        weight_bits = config.weight_bits
     graph = _load_graph(graph_or_path)
     meta = graph.metadata.get(META_KEY) if isinstance(graph.metadata, dict) else None
     if meta is not None and not isinstance(meta, dict):
@@ -680,6 +686,25 @@ def from_nir(graph_or_path, dt=None, *, v_scale=None, w_shift=None, weight_bits=
         else:
             params["threshold"][p.idx] = _V_HI
     report.alpha_error, report.tau_error_rel, report.voltage_error = a_err, t_err, v_err
+    for k, p in pops.items():
+        for name, tau in (("tau_mem" if p.kind.startswith("Cuba") else "tau", p.tau_m),
+                          ("tau_syn", p.tau_s)):
+            if name == "tau_syn" and not p.kind.startswith("Cuba"):
+                continue
+            fin = np.isfinite(tau) & (tau > 0)
+            if np.any(fin & (np.rint(_decay(tau, dt) * DECAY_ONE) == 0)):
+                report.notes.append(f"{k!r}: {name} = {tau[fin].min():g} is far below dt = {dt:g}: "
+                                    "it decays fully in one step (is dt in the graph's time unit?)")
+            if np.any(fin & (np.rint(_decay(tau, dt) * DECAY_ONE) == DECAY_ONE)):
+                report.notes.append(f"{k!r}: {name} = {tau[fin].max():g} is so far above dt = {dt:g} "
+                                    "that the decay rounds to none")
+    # a burst of simultaneous spikes that the 16-bit current cannot hold
+    drive = np.maximum(w_rec, 0).sum(axis=0) + np.maximum(w_in, 0).sum(axis=0)
+    i_max = _V_HI / v_scale
+    if drive.size and drive.max() > i_max:
+        report.notes.append(f"the current saturates at {i_max:g} (voltage units) if more than "
+                            f"{i_max / drive.max():.0%} of a neuron's excitatory inputs spike at "
+                            "once; lower v_scale for more headroom")
 
     # what NIR cannot carry: from the metadata of a NeuroCoreX export
     if meta:

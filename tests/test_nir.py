@@ -482,12 +482,28 @@ def test_refuses_inexpressible_nodes(name, node, words):
         from_nir(_with(name, node))
 
 
+def test_refuses_nested_graphs():
+    inner = nir.NIRGraph.from_list(nir.Linear(weight=np.eye(4)))
+    with pytest.raises(UnsupportedError, match="'sub'.*nested"):
+        from_nir(_with("sub", inner))
+
+
+def test_time_unit_mismatch_is_noted():
+    graph, dt, m = graph_cubalif()          # time constants in seconds
+    notes = " ".join(from_nir(graph).nir_report.notes)     # dt defaults to 1.0
+    assert "far below dt = 1" in notes
+    assert "far below" not in " ".join(from_nir(graph, dt=dt).nir_report.notes)
+
+
 def test_refuses_too_many_neurons():
     graph, dt, m = graph_recurrent()
     with pytest.raises(UnsupportedError, match="'rnn'.*24 neurons.*has 16"):
         from_nir(graph, dt=dt, max_neurons=16)
     with pytest.raises(UnsupportedError, match="16 input axons.*has 8"):
         from_nir(graph, dt=dt, max_inputs=8)
+    with pytest.raises(UnsupportedError, match="'rnn'.*24 neurons.*has 20"):
+        from_nir(graph, dt=dt, config=nx.CoreConfig(neurons=20, inputs=16))
+    assert from_nir(graph, dt=dt, config=nx.CoreConfig(24, 16, 9)).config.weight_bits == 9
 
 
 def test_refuses_stacked_when_asked_and_li_feeding_population():
