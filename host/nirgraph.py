@@ -373,7 +373,7 @@ class _Graph:
             wt = np.asarray(node.weight, float)
             if wt.ndim != 2:
                 raise UnsupportedError(f"node {name!r} ({kind}): weights of {wt.ndim} dimensions "
-                                       "(shape {}) are not expressible; only 2-D matrices".format(wt.shape))
+                                       f"(shape {wt.shape}) are not expressible; only 2-D matrices")
             if np.any(~np.isfinite(wt)):
                 raise RangeError(f"node {name!r}: weight holds non-finite values")
             if self.preds[name] and wt.shape[1] != in_size:
@@ -388,7 +388,10 @@ class _Graph:
                 out[1]["__bias__"] = (w0, b0 + bias)
         elif kind == "Scale":
             sc = np.asarray(node.scale, float).reshape(-1)
-            sc = np.broadcast_to(sc, (in_size,))
+            try:
+                sc = np.broadcast_to(sc, (in_size,))
+            except ValueError:
+                raise ShapeError(f"node {name!r} (Scale): {sc.size} factors for {in_size} values") from None
             out = (in_size, {s: (sc[:, None] * w, sc * b) for s, (w, b) in acc.items()})
         else:                     # Flatten / Identity: elements stay in C order
             out = (in_size, acc)

@@ -451,6 +451,24 @@ def test_import_report_and_scales():
     assert (net2.v_scale, net2.w_shift) == (1024, 2)
 
 
+def test_stateless_chains_multiply_out_and_paths_sum():
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(-1, 1, (5, 3)), rng.uniform(-1, 1, (4, 5))
+    c, sc = rng.uniform(-1, 1, (4, 3)), rng.uniform(0.5, 2, 4)
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+                            "a": nir.Linear(weight=a), "b": nir.Linear(weight=b),
+                            "s": nir.Scale(scale=sc), "c": nir.Linear(weight=c),
+                            "lif": _lif(4, 10.0, r=2.0),
+                            "output": nir.Output(output_type={"output": np.array([4])})},
+                     edges=[("input", "a"), ("a", "b"), ("b", "s"), ("s", "lif"),
+                            ("input", "c"), ("c", "lif"), ("lif", "output")])
+    net = from_nir(g, dt=1.0, v_scale=128, w_shift=0)
+    gain = 2.0 * np.exp(-0.1) * 0.1                 # r * a_m * dt / tau
+    expect = ((sc[:, None] * (b @ a) + c) * gain).T
+    assert np.array_equal(net.w_in, np.rint(expect * 128)) and np.abs(net.w_in).max() > 20
+    assert net.nir_report.weight_error <= 0.5 / 128
+
+
 def test_bias_into_lif_folds_into_leak():
     g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
                             "fc": nir.Affine(weight=np.ones((3, 2)), bias=np.array([0.1, 0.2, 0.3])),
