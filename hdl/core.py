@@ -1,19 +1,46 @@
 """The NeuroCoreX core: all-to-all CUBA-LIF neurons with on-chip STDP.
 
-Interface contract (see ``neurocorex.regmap`` and ``docs/architecture.md``).
+One time step runs these phases in order (``docs/spec.md`` §3,
+``docs/architecture.md`` for the cycle budget):
+
+``DPASS``  only when learning is on and the bus wrote something since the last
+           step: recompute the depression amounts ``d_j = stdp_delta(A-, y_j)``.
+``ROWS``   integration and depression: for every source that spiked (the
+           previous step's spikes, then this step's input events) read its row,
+           ``B*L`` synapses per clock, add the old weights into the per-neuron
+           accumulators and write back the depressed word (only if it changed).
+``PASS``   neuron update and traces, one neuron (and one input axon) per clock.
+``POT``    potentiation: for every neuron that spiked, read its column, ``B``
+           source rows per clock, and write back the words that changed.
+``OUT``    stream the spiking neurons, then the end marker.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 
-from ..formats import CoreConfig
+from ..formats import (CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS,
+                       TRACE_BITS, V_BITS, signed_range)
+from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits, field_index
+from .divider import ConstDivider
+from .geometry import Geometry
 from .layouts import (bus_request_signature, bus_response_signature, event_signature,
                       spike_signature)
+from .neuron import NeuronUnit, TraceUnit, StepParams
+from .synapse import synapse_update
 
 __all__ = ["Core"]
+
+_PARAM = {f.name: k for k, f in enumerate(NEURON_PARAMS)}
+_STATE = {f.name: k for k, f in enumerate(NEURON_STATE)}
+_W16 = ("threshold", "v_reset", "v_rest", "alpha_v", "alpha_i")   # 16-bit parameter memories
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
 
 
 class Core(wiring.Component):
@@ -23,6 +50,11 @@ class Core(wiring.Component):
     ----------
     config : CoreConfig
         Elaboration-time shape.
+    banks : int
+        Synapse banks (power of two, default 4: the four SPRAMs of an iCE40 UP5K).
+    synapse_attrs : dict or None
+        Attributes of the synapse bank memories, e.g. ``{"ram_style": "huge"}``
+        so that Yosys maps them to iCE40 SPRAM.
 
     Members
     -------
@@ -37,33 +69,614 @@ class Core(wiring.Component):
         The step's spiking neurons in increasing order, then ``end=1``.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, banks: int = 4, synapse_attrs=None):
         self.config = config
+        self.geometry = geo = Geometry(config, banks=banks)
+        self.synapse_attrs = dict(synapse_attrs or {})
+        n, m = config.neurons, config.inputs
         super().__init__({
             "bus": In(bus_request_signature(config)),
             "bus_resp": Out(bus_response_signature(config)),
             "events": In(event_signature(config)),
             "spikes": Out(spike_signature(config)),
         })
+        # Memory contents live in MemoryData objects created here, so that a
+        # simulation can preload them (see neurocorex.sim.amaranth_core).
+        md = self.mem = {}
+        for b in range(geo.banks):
+            md[f"syn{b}"] = MemoryData(shape=unsigned(geo.width), depth=geo.depth, init=[])
+        for name in _W16:
+            init = [signed_range(V_BITS)[1] & 0xFFFF] * n if name == "threshold" else []
+            md[name] = MemoryData(shape=unsigned(16), depth=n, init=init)
+        md["v"] = MemoryData(shape=unsigned(16), depth=n, init=[])
+        md["i"] = MemoryData(shape=unsigned(16), depth=n, init=[])
+        md["ref_tref"] = MemoryData(shape=unsigned(16), depth=n, init=[])   # lanes: ref, t_ref
+        md["traces"] = MemoryData(shape=unsigned(16), depth=n, init=[])     # lanes: pre, post
+        md["acc"] = MemoryData(shape=unsigned(geo.posts * geo.acc_bits), depth=geo.cols, init=[])
+        md["dep"] = MemoryData(shape=unsigned(geo.posts * TRACE_BITS), depth=geo.cols, init=[])
+        md["q_rec"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
+                                 depth=geo.n_pad // geo.banks, init=[])
+        md["slist"] = MemoryData(shape=unsigned(_bits(n)), depth=n, init=[])
+        if m:
+            md["itrace"] = MemoryData(shape=unsigned(TRACE_BITS), depth=m, init=[])
+            md["ibit"] = MemoryData(shape=unsigned(1), depth=m, init=[])
+            md["elist"] = MemoryData(shape=unsigned(_bits(m)), depth=m, init=[])
+            md["q_in"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
+                                    depth=geo.m_pad // geo.banks, init=[])
+        #: initial values of the STDP and global registers (simulation preload)
+        self.reg_init = {f.name: 0 for f in STDP_FIELDS + GLOBAL_FIELDS}
+        self.reg_init["w_min"], self.reg_init["w_max"] = config.weight_range
+
+    # ------------------------------------------------------------------------------------
 
     def elaborate(self, platform):
         m = Module()
-        # Placeholder until the datapath lands: answers every request with 0 and
-        # closes every step with no spikes.
-        with m.FSM():
+        cfg, geo = self.config, self.geometry
+        N, M = cfg.neurons, cfg.inputs
+        B, L, P, C = geo.banks, geo.lanes, geo.posts, geo.cols
+        SB, WB, AW = cfg.synapse_bits, cfg.weight_bits, geo.acc_bits
+        lb, bb, pb = L.bit_length() - 1, B.bit_length() - 1, P.bit_length() - 1
+        T = max(N, M)
+        IB = index_bits(cfg)
+
+        # ---- memories and ports ----------------------------------------------------------
+        def mem(name, *, granularity=None, transparent=False, attrs=None):
+            mm = Memory(self.mem[name], attrs=attrs)
+            m.submodules[f"mem_{name}"] = mm
+            wp = mm.write_port(granularity=granularity)
+            rp = mm.read_port(transparent_for=(wp,) if transparent else ())
+            return rp, wp
+
+        syn = [mem(f"syn{b}", granularity=SB, attrs=self.synapse_attrs) for b in range(B)]
+        prm = {name: mem(name) for name in _W16}
+        st_v, st_i = mem("v"), mem("i")
+        reftr = mem("ref_tref", granularity=8)
+        traces = mem("traces", granularity=8)
+        acc = mem("acc", granularity=AW)
+        dep = mem("dep", granularity=TRACE_BITS)
+        q_rec = mem("q_rec", granularity=TRACE_BITS)
+        slist = mem("slist")
+        if M:
+            itrace, ibit, elist = mem("itrace"), mem("ibit"), mem("elist")
+            q_in = mem("q_in", granularity=TRACE_BITS)
+
+        # single-port synapse banks: one address, read whenever not writing
+        s_addr = [Signal(range(geo.depth), name=f"s_addr{b}") for b in range(B)]
+        s_wen = [Signal(L, name=f"s_wen{b}") for b in range(B)]
+        s_wdata = [Signal(geo.width, name=f"s_wdata{b}") for b in range(B)]
+        s_rdata = [syn[b][0].data for b in range(B)]
+        for b, (rp, wp) in enumerate(syn):
+            m.d.comb += [rp.addr.eq(s_addr[b]), wp.addr.eq(s_addr[b]), wp.en.eq(s_wen[b]),
+                         wp.data.eq(s_wdata[b]), rp.en.eq(s_wen[b] == 0)]
+
+        # ---- registers ----------------------------------------------------------------------
+        ri = self.reg_init
+        wlo, whi = cfg.weight_range
+        regs = {}
+        for f in STDP_FIELDS + GLOBAL_FIELDS:
+            shape = signed(WB) if f.name in ("w_min", "w_max") else unsigned(f.bits)
+            regs[f.name] = Signal(shape, name=f"r_{f.name}", init=ri[f.name])
+        learn = regs["enabled"]
+        sp = Signal(StepParams)
+        m.d.comb += [getattr(sp, k).eq(regs[k]) for k in
+                     ("w_shift", "a_plus", "a_minus", "alpha_pre", "alpha_post", "jump_pre",
+                      "jump_post")]
+        cnt = [Signal(DATA_BITS, name=f"cnt_{c.name.lower()}") for c in Counter]
+        n_r = Signal(range(N + 1))        # spikes of the previous step (rows to read)
+        n_s = Signal(range(N + 1))        # spikes of this step
+        n_k = Signal(range(M + 1))        # distinct input events collected
+        dirty = Signal(init=1)            # the bus wrote since the last neuron pass
+        step_cyc = Signal(DATA_BITS)
+
+        # ---- pipelines --------------------------------------------------------------------
+        m.submodules.nu = nu = NeuronUnit(AW, _bits(N))
+        m.d.comb += nu.params.eq(sp)
+        if M:
+            m.submodules.tu = tu = TraceUnit(_bits(M))
+            m.d.comb += tu.params.eq(sp)
+        m.submodules.div = div = ConstDivider(IB, N)
+
+        # ---- bus request latch --------------------------------------------------------------
+        b_addr = Signal(self.bus.payload.addr.shape())
+        b_wdata = Signal(DATA_BITS)
+        b_write = Signal()
+        region = Signal(REGION_BITS)
+        index = Signal(IB)
+        m.d.comb += [region.eq(b_addr[IB:]), index.eq(b_addr[:IB])]
+        b_q, b_rem = div.quotient, div.remainder      # (row or field, neuron)
+        rdata = Signal(DATA_BITS)
+
+        # synapse coordinates of a bus access
+        b_row = Signal(range(geo.rows))
+        m.d.comb += b_row.eq(Mux(region == Region.W_IN, geo.n_pad + b_q, b_q))
+        b_g = b_rem >> lb
+        b_bank = Signal(range(B))
+        b_saddr = Signal(range(max(geo.depth, 2)))
+        b_lane = Signal(range(L))
+        m.d.comb += [b_bank.eq((b_row + b_g)[:bb] if bb else 0),
+                     b_saddr.eq(b_row * C + (b_g >> bb)),
+                     b_lane.eq(b_rem[:lb] if lb else 0)]
+        mapped = Signal()
+        with m.Switch(region):
+            with m.Case(Region.W_REC):
+                m.d.comb += mapped.eq(index < N * N)
+            with m.Case(Region.W_IN):
+                m.d.comb += mapped.eq(index < M * N)
+            with m.Case(Region.PARAM):
+                m.d.comb += mapped.eq(index < len(NEURON_PARAMS) * N)
+            with m.Case(Region.STATE):
+                m.d.comb += mapped.eq(index < len(NEURON_STATE) * N)
+            with m.Case(Region.INPUT_TRACE):
+                m.d.comb += mapped.eq(index < M)
+            with m.Case(Region.STDP):
+                m.d.comb += mapped.eq(index < len(STDP_FIELDS))
+            with m.Case(Region.GLOBAL):
+                m.d.comb += mapped.eq(index < len(GLOBAL_FIELDS))
+            with m.Case(Region.COUNTER):
+                m.d.comb += mapped.eq(index < len(Counter))
+            with m.Case(Region.CONTROL):
+                m.d.comb += mapped.eq(index == 0)
+
+        # ---- step iteration registers ---------------------------------------------------------
+        li = Signal(range(T + 2))              # list index
+        lsel = Signal()                        # 0: spike list (recurrent rows), 1: event list
+        rot = Signal(range(B))                 # bank rotation of the row/column in flight
+        base = Signal(range(geo.depth + geo.banks * C + 1))
+        c = Signal(range(max(C, geo.row_groups) + 1))   # words issued in this row/column
+        pend = Signal()                        # a synapse read was issued last cycle
+        pend_c = Signal(range(max(C, 2)))
+        pend_base = Signal.like(base)
+        pend_qsel = Signal()
+        col_lane = Signal(range(L))
+        col_off = [Signal(range(geo.depth + 1), name=f"col_off{b}") for b in range(B)]
+        t = Signal(range(T + 1))               # neuron pass / clear counter
+        nv1 = Signal()                         # neuron memory data valid
+        kv1 = Signal()                         # axon memory data valid
+        tag1 = Signal(range(T + 1))
+        drain = Signal(range(8))
+        dv1 = Signal()                         # DPASS data valid
+
+        # ---- synapse word updates (shared by ROWS and POT) --------------------------------------
+        # amount per bank lane; rows: d of the post in that lane, columns: q of the bank's row
+        amount = [[Signal(TRACE_BITS, name=f"amt{b}_{l}") for l in range(L)] for b in range(B)]
+        lane_en = [[Signal(name=f"len{b}_{l}") for l in range(L)] for b in range(B)]
+        potentiate = Signal()
+        new_word = []
+        changed = []
+        for b in range(B):
+            lanes_new = []
+            for l in range(L):
+                word = s_rdata[b][l * SB:(l + 1) * SB]
+                nw, ch = synapse_update(m, cfg, word, amount[b][l], lane_en[b][l], potentiate,
+                                        regs["w_min"], regs["w_max"], name=f"su{b}_{l}")
+                lanes_new.append(nw)
+                changed.append(ch)
+            new_word.append(Cat(*lanes_new))
+        any_changed = Signal()
+        m.d.comb += any_changed.eq(Cat(*changed).any())
+
+        # rows: post-ordered view of the banks (post P*c + L*e + l sits in bank (rot+e) % B)
+        bank_arr = Array(s_rdata)
+        post_w = []      # P signed weights in post order
+        for e in range(B):
+            word = bank_arr[(rot + e)[:bb] if bb else 0]
+            for l in range(L):
+                post_w.append(word[l * SB:l * SB + WB].as_signed())
+        dep_lanes = [dep[0].data[k * TRACE_BITS:(k + 1) * TRACE_BITS] for k in range(P)]
+        dep_groups = Array(Cat(*dep_lanes[e * L:(e + 1) * L]) for e in range(B))
+        q_word = Signal(B * TRACE_BITS)
+        if M:
+            m.d.comb += q_word.eq(Mux(pend_qsel, q_in[0].data, q_rec[0].data))
+        else:
+            m.d.comb += q_word.eq(q_rec[0].data)
+        q_arr = Array(q_word[e * TRACE_BITS:(e + 1) * TRACE_BITS] for e in range(B))
+        # which bank-relative group / row a bank holds: (b - rot) mod B
+        rel = [Signal(range(B), name=f"rel{b}") for b in range(B)]
+        m.d.comb += [rel[b].eq((b - rot)[:bb] if bb else 0) for b in range(B)]
+
+        # accumulator update from the post-ordered weights
+        acc_rp, acc_wp = acc
+        acc_sum = Cat(*[(acc_rp.data[k * AW:(k + 1) * AW].as_signed() + post_w[k])[:AW]
+                        for k in range(P)])
+
+        # ---- default port controls ----------------------------------------------------------------
+        for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, dep, q_rec, slist]:
+            m.d.comb += rp.en.eq(1)
+        if M:
+            for rp, wp in (itrace, ibit, elist, q_in):
+                m.d.comb += rp.en.eq(1)
+
+        def bus_done(value=0):
+            m.d.sync += rdata.eq(value)
+
+        # neuron pass write-back (PASS state and pipeline drain)
+        def pass_writeback():
+            o = nu.out.payload
+            j = o.tag
+            with m.If(nu.out.valid):
+                m.d.comb += [
+                    st_v[1].addr.eq(j), st_v[1].data.eq(o.v), st_v[1].en.eq(1),
+                    st_i[1].addr.eq(j), st_i[1].data.eq(o.i), st_i[1].en.eq(1),
+                    reftr[1].addr.eq(j), reftr[1].data.eq(o.ref), reftr[1].en.eq(0b01),
+                    traces[1].addr.eq(j), traces[1].data.eq(Cat(o.pre, o.post)),
+                    traces[1].en.eq(0b11),
+                    dep[1].addr.eq(j >> pb), dep[1].data.eq(o.d.replicate(P)),
+                    dep[1].en.eq(1 << j[:pb] if pb else 1),
+                    q_rec[1].addr.eq(j >> bb), q_rec[1].data.eq(o.q.replicate(B)),
+                    q_rec[1].en.eq(1 << j[:bb] if bb else 1),
+                ]
+                with m.If(o.spike):
+                    m.d.comb += [slist[1].addr.eq(n_s), slist[1].data.eq(j), slist[1].en.eq(1)]
+                    m.d.sync += n_s.eq(n_s + 1)
+            if M:
+                to = tu.out.payload
+                with m.If(tu.out.valid):
+                    m.d.comb += [
+                        itrace[1].addr.eq(to.tag), itrace[1].data.eq(to.x), itrace[1].en.eq(1),
+                        q_in[1].addr.eq(to.tag >> bb), q_in[1].data.eq(to.q.replicate(B)),
+                        q_in[1].en.eq(1 << to.tag[:bb] if bb else 1),
+                    ]
+
+        # ---- the controller -------------------------------------------------------------------------
+        step_states = ("START", "DPASS", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
+                       "C_NEXT", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
+        with m.FSM(name="ctrl") as fsm:
+            # -- idle: events and bus requests --------------------------------------------------
             with m.State("IDLE"):
-                m.d.comb += self.bus.ready.eq(1)
                 m.d.comb += self.events.ready.eq(1)
-                with m.If(self.bus.valid):
-                    m.next = "RESP"
-                with m.Elif(self.events.valid & self.events.payload.end):
-                    m.next = "END"
-            with m.State("RESP"):
-                m.d.comb += self.bus_resp.valid.eq(1)
+                ev = self.events.payload
+                with m.If(self.events.valid):
+                    with m.If(ev.end):
+                        m.d.sync += step_cyc.eq(1)
+                        m.next = "START"
+                    if M:
+                        with m.Elif(ev.index < M):
+                            m.d.comb += [ibit[0].addr.eq(ev.index)]
+                            m.d.sync += tag1.eq(ev.index)
+                            m.next = "E_CHECK"
+                with m.Else():
+                    m.d.comb += self.bus.ready.eq(1)
+                    with m.If(self.bus.valid):
+                        m.d.sync += [b_addr.eq(self.bus.payload.addr),
+                                     b_wdata.eq(self.bus.payload.wdata),
+                                     b_write.eq(self.bus.payload.write)]
+                        m.d.comb += [div.start.eq(1),
+                                     div.dividend.eq(self.bus.payload.addr[:IB])]
+                        m.next = "B_DIV"
+
+            if M:
+                with m.State("E_CHECK"):
+                    with m.If(ibit[0].data == 0):
+                        m.d.comb += [ibit[1].addr.eq(tag1), ibit[1].data.eq(1), ibit[1].en.eq(1),
+                                     elist[1].addr.eq(n_k), elist[1].data.eq(tag1),
+                                     elist[1].en.eq(1)]
+                        m.d.sync += n_k.eq(n_k + 1)
+                    m.next = "IDLE"
+
+            # -- bus access ------------------------------------------------------------------------
+            with m.State("B_DIV"):
+                with m.If(div.done):
+                    m.next = "B_ACC"
+            with m.State("B_ACC"):
+                m.d.sync += rdata.eq(0)
+                m.next = "B_RESP"
+                with m.If(mapped):
+                    with m.If(b_write):
+                        m.d.sync += dirty.eq(1)
+                    # memory addresses (read now, data next cycle)
+                    for b in range(B):
+                        m.d.comb += s_addr[b].eq(b_saddr)
+                    for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
+                        m.d.comb += [rp.addr.eq(b_rem), wp.addr.eq(b_rem)]
+                    if M:
+                        m.d.comb += [itrace[0].addr.eq(index), itrace[1].addr.eq(index)]
+                    with m.Switch(region):
+                        with m.Case(Region.W_REC, Region.W_IN):
+                            with m.If(b_write):
+                                for b in range(B):
+                                    with m.If(b_bank == b):
+                                        m.d.comb += [s_wen[b].eq(1 << b_lane if L > 1 else 1),
+                                                     s_wdata[b].eq(b_wdata[:SB].replicate(L))]
+                            with m.Else():
+                                m.next = "B_READ"
+                        with m.Case(Region.PARAM):
+                            with m.If(b_write):
+                                for name in _W16:
+                                    with m.If(b_q == _PARAM[name]):
+                                        m.d.comb += [prm[name][1].data.eq(b_wdata[:16]),
+                                                     prm[name][1].en.eq(1)]
+                                with m.If(b_q == _PARAM["t_ref"]):
+                                    m.d.comb += [reftr[1].data.eq(b_wdata[:8] << 8),
+                                                 reftr[1].en.eq(0b10)]
+                            with m.Else():
+                                m.next = "B_READ"
+                        with m.Case(Region.STATE):
+                            with m.If(b_write):
+                                with m.Switch(b_q):
+                                    with m.Case(_STATE["v"]):
+                                        m.d.comb += [st_v[1].data.eq(b_wdata[:16]), st_v[1].en.eq(1)]
+                                    with m.Case(_STATE["i"]):
+                                        m.d.comb += [st_i[1].data.eq(b_wdata[:16]), st_i[1].en.eq(1)]
+                                    with m.Case(_STATE["ref"]):
+                                        m.d.comb += [reftr[1].data.eq(b_wdata[:8]),
+                                                     reftr[1].en.eq(0b01)]
+                                    with m.Case(_STATE["pre_trace"]):
+                                        m.d.comb += [traces[1].data.eq(b_wdata[:8]),
+                                                     traces[1].en.eq(0b01)]
+                                    with m.Case(_STATE["post_trace"]):
+                                        m.d.comb += [traces[1].data.eq(b_wdata[:8] << 8),
+                                                     traces[1].en.eq(0b10)]
+                            with m.Else():
+                                m.next = "B_READ"
+                        with m.Case(Region.INPUT_TRACE):
+                            if M:
+                                with m.If(b_write):
+                                    m.d.comb += [itrace[1].data.eq(b_wdata[:8]), itrace[1].en.eq(1)]
+                                with m.Else():
+                                    m.next = "B_READ"
+                        with m.Case(Region.STDP):
+                            for k, f in enumerate(STDP_FIELDS):
+                                with m.If(index == k):
+                                    bits = WB if f.name in ("w_min", "w_max") else f.bits
+                                    with m.If(b_write):
+                                        m.d.sync += regs[f.name].eq(b_wdata[:bits])
+                                    with m.Else():
+                                        m.d.sync += rdata.eq(regs[f.name].as_unsigned())
+                        with m.Case(Region.GLOBAL):
+                            for k, f in enumerate(GLOBAL_FIELDS):
+                                with m.If(index == k):
+                                    with m.If(b_write):
+                                        m.d.sync += regs[f.name].eq(b_wdata[:f.bits])
+                                    with m.Else():
+                                        m.d.sync += rdata.eq(regs[f.name])
+                        with m.Case(Region.COUNTER):
+                            with m.If(b_write):
+                                m.d.sync += [x.eq(0) for x in cnt]
+                            with m.Else():
+                                m.d.sync += rdata.eq(Array(cnt)[index[:3]])
+                        with m.Case(Region.CONTROL):
+                            with m.If(b_write):
+                                m.d.sync += t.eq(0)
+                                m.next = "CLEAR"
+            with m.State("B_READ"):
+                m.next = "B_RESP"
+                with m.Switch(region):
+                    with m.Case(Region.W_REC, Region.W_IN):
+                        word = Signal(geo.width)
+                        m.d.comb += word.eq(Array(s_rdata)[b_bank])
+                        m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
+                    with m.Case(Region.PARAM):
+                        with m.Switch(b_q):
+                            for name in _W16:
+                                with m.Case(_PARAM[name]):
+                                    m.d.sync += rdata.eq(prm[name][0].data)
+                            with m.Case(_PARAM["t_ref"]):
+                                m.d.sync += rdata.eq(reftr[0].data[8:])
+                    with m.Case(Region.STATE):
+                        with m.Switch(b_q):
+                            with m.Case(_STATE["v"]):
+                                m.d.sync += rdata.eq(st_v[0].data)
+                            with m.Case(_STATE["i"]):
+                                m.d.sync += rdata.eq(st_i[0].data)
+                            with m.Case(_STATE["ref"]):
+                                m.d.sync += rdata.eq(reftr[0].data[:8])
+                            with m.Case(_STATE["pre_trace"]):
+                                m.d.sync += rdata.eq(traces[0].data[:8])
+                            with m.Case(_STATE["post_trace"]):
+                                m.d.sync += rdata.eq(traces[0].data[8:])
+                    if M:
+                        with m.Case(Region.INPUT_TRACE):
+                            m.d.sync += rdata.eq(itrace[0].data)
+            with m.State("CLEAR"):
+                # CONTROL: zero V, I, ref, traces and pending spikes; clear the counters
+                with m.If(t < N):
+                    m.d.comb += [st_v[1].addr.eq(t), st_v[1].data.eq(0), st_v[1].en.eq(1),
+                                 st_i[1].addr.eq(t), st_i[1].data.eq(0), st_i[1].en.eq(1),
+                                 reftr[1].addr.eq(t), reftr[1].data.eq(0), reftr[1].en.eq(0b01),
+                                 traces[1].addr.eq(t), traces[1].data.eq(0), traces[1].en.eq(0b11)]
+                if M:
+                    with m.If(t < M):
+                        m.d.comb += [itrace[1].addr.eq(t), itrace[1].data.eq(0), itrace[1].en.eq(1)]
+                m.d.sync += t.eq(t + 1)
+                with m.If(t == T - 1):
+                    m.d.sync += [n_r.eq(0), dirty.eq(1)] + [x.eq(0) for x in cnt]
+                    m.next = "B_RESP"
+            with m.State("B_RESP"):
+                m.d.comb += [self.bus_resp.valid.eq(1), self.bus_resp.payload.rdata.eq(rdata)]
                 with m.If(self.bus_resp.ready):
                     m.next = "IDLE"
-            with m.State("END"):
+
+            # -- one time step ---------------------------------------------------------------------
+            with m.State("START"):
+                m.d.sync += [li.eq(0), lsel.eq(0), t.eq(0), dv1.eq(0)]
+                with m.If(learn & dirty):
+                    m.next = "DPASS"
+                with m.Else():
+                    m.next = "R_NEXT"
+
+            with m.State("DPASS"):
+                # d_j = stdp_delta(A-, y_j) for the post traces as the bus left them
+                with m.If(t < N):
+                    m.d.comb += traces[0].addr.eq(t)
+                    m.d.sync += [t.eq(t + 1), tag1.eq(t)]
+                m.d.sync += dv1.eq(t < N)
+                with m.If(dv1):
+                    y = traces[0].data[8:]
+                    d = ((regs["a_minus"] * y + 128) >> 8)[:TRACE_BITS]
+                    m.d.comb += [dep[1].addr.eq(tag1 >> pb), dep[1].data.eq(d.replicate(P)),
+                                 dep[1].en.eq(1 << tag1[:pb] if pb else 1)]
+                with m.If((t == N) & ~dv1):
+                    m.d.sync += dirty.eq(0)
+                    m.next = "R_NEXT"
+
+            with m.State("R_NEXT"):
+                m.d.comb += slist[0].addr.eq(li)
+                if M:
+                    m.d.comb += elist[0].addr.eq(li)
+                with m.If(~lsel):
+                    with m.If(li < n_r):
+                        m.d.sync += li.eq(li + 1)
+                        m.next = "R_SETUP"
+                    with m.Else():
+                        m.d.sync += [lsel.eq(1), li.eq(0)]
+                with m.Else():
+                    with m.If(li < n_k):
+                        m.d.sync += li.eq(li + 1)
+                        m.next = "R_SETUP"
+                    with m.Else():
+                        m.d.sync += [t.eq(0), nv1.eq(0), kv1.eq(0), n_s.eq(0)]
+                        m.next = "PASS"
+
+            with m.State("R_SETUP"):
+                row = Signal(range(geo.rows))
+                if M:
+                    m.d.comb += row.eq(Mux(lsel, geo.n_pad + elist[0].data, slist[0].data))
+                else:
+                    m.d.comb += row.eq(slist[0].data)
+                m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
+                             pend.eq(0), cnt[Counter.SYN_EVENTS].eq(cnt[Counter.SYN_EVENTS] + N)]
+                m.next = "R_RUN"
+
+            with m.State("R_RUN"):
+                m.d.comb += potentiate.eq(0)
+                for b in range(B):
+                    grp = dep_groups[rel[b]]
+                    for l in range(L):
+                        m.d.comb += [amount[b][l].eq(grp[l * TRACE_BITS:(l + 1) * TRACE_BITS]),
+                                     lane_en[b][l].eq(learn)]
+                need_wr = pend & learn & any_changed
+                with m.If(pend):
+                    m.d.comb += [acc_wp.addr.eq(pend_c), acc_wp.data.eq(acc_sum),
+                                 acc_wp.en.eq((1 << P) - 1)]
+                with m.If(need_wr):
+                    for b in range(B):
+                        m.d.comb += [s_addr[b].eq(pend_base), s_wen[b].eq((1 << L) - 1),
+                                     s_wdata[b].eq(new_word[b])]
+                    m.d.sync += pend.eq(0)
+                with m.Elif(c < C):
+                    for b in range(B):
+                        m.d.comb += s_addr[b].eq(base + c)
+                    m.d.comb += [acc_rp.addr.eq(c), dep[0].addr.eq(c)]
+                    m.d.sync += [pend.eq(1), pend_c.eq(c), pend_base.eq(base + c), c.eq(c + 1)]
+                with m.Else():
+                    m.d.sync += pend.eq(0)
+                    m.next = "R_NEXT"
+
+            with m.State("PASS"):
+                # issue reads for neuron/axon t; feed the units with last cycle's data
+                with m.If(t < T):
+                    m.d.sync += t.eq(t + 1)
+                m.d.sync += [nv1.eq(t < N), kv1.eq(t < M), tag1.eq(t)]
+                for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
+                    m.d.comb += rp.addr.eq(t)
+                m.d.comb += acc_rp.addr.eq(t >> pb)
+                if M:
+                    m.d.comb += [itrace[0].addr.eq(t), ibit[0].addr.eq(t)]
+                a = nu.inp.payload
+                m.d.comb += [
+                    nu.inp.valid.eq(nv1), a.tag.eq(tag1),
+                    a.acc.eq(acc_rp.data.word_select(tag1[:pb], AW) if pb else acc_rp.data),
+                    a.v.eq(st_v[0].data), a.i.eq(st_i[0].data), a.ref.eq(reftr[0].data[:8]),
+                    a.t_ref.eq(reftr[0].data[8:]), a.pre.eq(traces[0].data[:8]),
+                    a.post.eq(traces[0].data[8:]),
+                ] + [getattr(a, name).eq(prm[name][0].data) for name in _W16]
+                with m.If(nv1):
+                    # the accumulator is consumed: clear its lane
+                    m.d.comb += [acc_wp.addr.eq(tag1 >> pb), acc_wp.data.eq(0),
+                                 acc_wp.en.eq(1 << tag1[:pb] if pb else 1)]
+                if M:
+                    ta = tu.inp.payload
+                    m.d.comb += [tu.inp.valid.eq(kv1), ta.tag.eq(tag1), ta.x.eq(itrace[0].data),
+                                 ta.spike.eq(ibit[0].data)]
+                    with m.If(kv1):
+                        m.d.comb += [ibit[1].addr.eq(tag1), ibit[1].data.eq(0), ibit[1].en.eq(1)]
+                pass_writeback()
+                with m.If(t == T):
+                    m.d.sync += drain.eq(NeuronUnit.LATENCY + 1)
+                    m.next = "DRAIN"
+
+            with m.State("DRAIN"):
+                pass_writeback()
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.d.sync += [dirty.eq(0), li.eq(0)]
+                    with m.If(learn & (n_s != 0)):
+                        m.next = "C_NEXT"
+                    with m.Else():
+                        m.next = "O_FETCH"
+
+            with m.State("C_NEXT"):
+                m.d.comb += slist[0].addr.eq(li)
+                with m.If(li < n_s):
+                    m.d.sync += li.eq(li + 1)
+                    m.next = "C_SETUP"
+                with m.Else():
+                    m.d.sync += li.eq(0)
+                    m.next = "O_FETCH"
+
+            with m.State("C_SETUP"):
+                j = slist[0].data
+                g = j >> lb
+                m.d.sync += [rot.eq(g[:bb] if bb else 0), col_lane.eq(j[:lb] if lb else 0),
+                             base.eq(0), c.eq(0), pend.eq(0)]
+                for b in range(B):
+                    m.d.sync += col_off[b].eq(((b - g)[:bb] if bb else 0) * C + (g >> bb))
+                m.next = "C_RUN"
+
+            with m.State("C_RUN"):
+                m.d.comb += potentiate.eq(1)
+                for b in range(B):
+                    for l in range(L):
+                        m.d.comb += [amount[b][l].eq(q_arr[rel[b]]),
+                                     lane_en[b][l].eq(col_lane == l)]
+                need_wr = pend & any_changed
+                with m.If(need_wr):
+                    for b in range(B):
+                        m.d.comb += [s_addr[b].eq(pend_base + col_off[b]),
+                                     s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(new_word[b])]
+                    m.d.sync += pend.eq(0)
+                with m.Elif(c < geo.row_groups):
+                    for b in range(B):
+                        m.d.comb += s_addr[b].eq(base + col_off[b])
+                    nq = geo.n_pad // B
+                    m.d.comb += q_rec[0].addr.eq(c)
+                    if M:
+                        m.d.comb += q_in[0].addr.eq(c - nq)
+                    m.d.sync += [pend.eq(1), pend_base.eq(base), pend_qsel.eq(c >= nq),
+                                 base.eq(base + B * C), c.eq(c + 1)]
+                with m.Else():
+                    m.d.sync += pend.eq(0)
+                    m.next = "C_NEXT"
+
+            with m.State("O_FETCH"):
+                m.d.comb += slist[0].addr.eq(li)
+                with m.If(li < n_s):
+                    m.d.sync += li.eq(li + 1)
+                    m.next = "O_SEND"
+                with m.Else():
+                    m.next = "O_END"
+
+            with m.State("O_SEND"):
+                m.d.comb += [slist[0].en.eq(0), self.spikes.valid.eq(1),
+                             self.spikes.payload.index.eq(slist[0].data)]
+                with m.If(self.spikes.ready):
+                    m.next = "O_FETCH"
+
+            with m.State("O_END"):
                 m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
                 with m.If(self.spikes.ready):
+                    m.d.sync += [
+                        n_r.eq(n_s), n_k.eq(0),
+                        cnt[Counter.STEPS].eq(cnt[Counter.STEPS] + 1),
+                        cnt[Counter.SPIKES].eq(cnt[Counter.SPIKES] + n_s),
+                        cnt[Counter.INPUT_SPIKES].eq(cnt[Counter.INPUT_SPIKES] + n_k),
+                        cnt[Counter.LAST_STEP_CYCLES].eq(step_cyc),
+                        cnt[Counter.BUSY_CYCLES].eq(cnt[Counter.BUSY_CYCLES] + step_cyc),
+                    ]
                     m.next = "IDLE"
+
+        in_step = Signal()
+        m.d.comb += in_step.eq(Cat(*[fsm.ongoing(s) for s in step_states]).any())
+        with m.If(in_step):
+            m.d.sync += step_cyc.eq(step_cyc + 1)
         return m
