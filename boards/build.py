@@ -225,11 +225,20 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
             shutil.rmtree(build_dir)
         plan.extract(build_dir)
         env = toolchain_env(board.family)
+        dropped = []
+        if board.spram:
+            il_path = build_dir / "top.il"
+            text, dropped, nonzero = _report.drop_spram_init(il_path.read_text())
+            if nonzero:
+                raise BuildError(f"memories {', '.join(nonzero)} are marked ram_style=huge but have "
+                                 f"non-zero initial values, which SPRAM cannot hold")
+            il_path.write_text(text)
         progress(f"building {info['design']} for {board.title}: N={config.neurons} M={config.inputs} "
                  f"at {info['clk_mhz']:g} MHz in {build_dir}")
         seconds = _run(build_dir, env, progress)
         rep = dict(info)
         rep.update(_collect(board, build_dir))
+        rep["spram_candidates"] = ", ".join(dropped) or "none"
         rep["build_s"] = round(seconds, 1)
         rep["bitstream"] = str(bit_path)
         rep["built"] = True

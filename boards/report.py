@@ -12,6 +12,7 @@ import json
 import re
 
 __all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise", "memory_mapping",
+           "drop_spram_init",
            "RESOURCE_NAMES"]
 
 #: nextpnr cell types → report keys, per FPGA family
@@ -125,3 +126,43 @@ def memory_mapping(yosys_log: str) -> dict:
     for name in _MEM_LOGIC_RE.findall(yosys_log):
         out[name] = "logic"
     return out
+
+
+_MODULE_RE = re.compile(r"^module (\S+)\n(.*?)^end\n", re.S | re.M)
+_HUGE_RE = re.compile(r'attribute \\ram_style "huge"\n(?:\s*attribute [^\n]*\n)*\s*memory [^\n]*?(\\\S+)\n')
+_INIT_CELL_RE = re.compile(r"(\n(?:\s*attribute [^\n]*\n)*\s*cell \$meminit_v2 \S+\n.*?\n\s*end\n)", re.S)
+
+
+def drop_spram_init(rtlil: str):
+    """Remove the initial values of memories marked ``ram_style = "huge"``.
+
+    iCE40 SPRAM has no initial contents, so Yosys only maps a memory to it when
+    the memory has none; Amaranth always emits one (zeros by default).  Only
+    those memories lose it; every other memory (EBR) keeps its initial value.
+    Returns ``(new_rtlil, dropped, nonzero)``: the memory names whose
+    initialisation was removed, and those among them that had non-zero values.
+    """
+    dropped, nonzero = [], []
+
+    def fix_module(mod):
+        body = mod.group(2)
+        huge = set(_HUGE_RE.findall(body))
+        if not huge:
+            return mod.group(0)
+
+        def fix_cell(cell):
+            text = cell.group(1)
+            memid = re.search(r'parameter \\MEMID "\\(\\\S+?)"', text)
+            if memid is None or memid.group(1) not in huge:
+                return text
+            name = memid.group(1)[1:]
+            dropped.append(name)
+            data = re.search(r"connect \\DATA \d+'([01xz]+)", text)
+            if data and "1" in data.group(1):
+                nonzero.append(name)
+            return "\n"
+
+        return f"module {mod.group(1)}\n{_INIT_CELL_RE.sub(fix_cell, body)}end\n"
+
+    out = _MODULE_RE.sub(fix_module, rtlil)
+    return out, sorted(set(dropped)), sorted(set(nonzero))

@@ -89,6 +89,9 @@ class Board:
         ``(tool, argv...)`` in order of preference; ``{bitstream}`` is substituted.
     install_hint : str
         What to install when no programmer is found.
+    spram : bool
+        The FPGA has single-port RAMs (iCE40 SPRAM) for memories marked
+        ``ram_style = "huge"``.
     overrides : dict
         Toolchain overrides for ``platform.prepare``.
     toolchain : str
@@ -111,6 +114,7 @@ class Board:
     programmers: tuple
     install_hint: str
     rst: str | None = None
+    spram: bool = False
     overrides: dict = field(default_factory=dict)
     toolchain: str = "open"
 
@@ -145,8 +149,10 @@ _add(Board(
                  ("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
     install_hint="iceprog (Debian: apt install fpga-icestorm) or openFPGALoader "
                  "(Debian: apt install openfpgaloader)",
-    # SPRAM inference: see docs/boards.md ("memories")
-    overrides=dict(synth_opts="-spram", script_after_read="delete t:$meminit_v2"),
+    # -spram: single-port memories marked ram_style=huge go to SB_SPRAM256KA (their
+    # initial values are removed first, see build.py); -dsp: multipliers go to the
+    # SB_MAC16 blocks instead of LUTs
+    overrides=dict(synth_opts="-spram -dsp"), spram=True,
 ))
 
 _add(Board(

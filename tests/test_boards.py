@@ -241,6 +241,31 @@ def test_memory_mapping_finds_logic():
     assert mems == {"top.design.mem": "$__ICE40_SPRAM_", "top.tiny": "logic"}
 
 
+def _two_memories(huge_init, other_init):
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib.memory import Memory
+    m = Module()
+    a, d, q1, q2 = Signal(4), Signal(8), Signal(8), Signal(8)
+    m.submodules.big = big = Memory(shape=8, depth=16, init=huge_init, attrs={"ram_style": "huge"})
+    m.submodules.small = small = Memory(shape=8, depth=16, init=other_init)
+    for mem, q in ((big, q1), (small, q2)):
+        wp, rp = mem.write_port(), mem.read_port()
+        m.d.comb += [wp.addr.eq(a), rp.addr.eq(a), wp.data.eq(d), q.eq(rp.data)]
+    return rtlil.convert(m, ports=[a, d, q1, q2])
+
+
+def test_drop_spram_init_only_touches_huge_memories():
+    text = _two_memories([], [5, 6])
+    assert text.count("cell $meminit_v2") == 2
+    out, dropped, nonzero = nrep.drop_spram_init(text)
+    assert dropped == ["big"] and nonzero == []
+    inits = re.findall(r'cell \$meminit_v2 \S+\n\s*parameter \\MEMID "\\\\(\w+)"', out)
+    assert inits == ["small"]
+    _, dropped, nonzero = nrep.drop_spram_init(_two_memories([1], []))
+    assert dropped == nonzero == ["big"]
+
+
 def test_summarise_ice40_and_ecp5():
     s = nrep.summarise("ice40", nrep.parse_nextpnr_log(ICE40_LOG), nrep.parse_yosys_stat(YOSYS_STAT))
     assert (s["lc"], s["lc_available"], s["spram"], s["ebr"], s["dsp"]) == (131, 5280, 1, 0, 0)
