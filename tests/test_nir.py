@@ -336,6 +336,15 @@ def test_reference_detects_a_wrong_mapping():
     assert not np.array_equal(spikes, r["core"])     # ... a 5 % gain error shows
 
 
+def test_bound_detects_an_euler_discretisation(monkeypatch):
+    """The bound check can fail: an Euler gain (13 % off here) leaves it."""
+    import neurocorex.nirgraph as ng
+    monkeypatch.setattr(ng, "cuba_gain", lambda ts, tm, dt: dt * dt / (np.asarray(ts) * np.asarray(tm)))
+    graph, dt, m = graph_cubalif()
+    r = compare(graph, dt, m)
+    assert r["excess"] > 0 or any(mg > 0 for mg in r["margins"])
+
+
 def test_cuba_gain_matches_matrix_exponential():
     dt = 1.0
     for ts, tm in [(5.0, 20.0), (20.0, 5.0), (7.0, 7.0), (7.0, 7.0 + 1e-9), (0.3, 100.0)]:
