@@ -43,14 +43,14 @@ def open_device(args, net=None):
     return connect(args.device, **kwargs)
 
 
-def _load_network(path):
+def _load_network(path, dt=None):
     from .network import Network
     if str(path).endswith(".nir"):
         try:
             from .nirgraph import from_nir
         except ImportError:
             raise NeuroCoreXError("NIR files need the NIR support (neurocorex.nirgraph)") from None
-        return from_nir(path)
+        return from_nir(path, dt=dt)
     return Network.load(path)
 
 
@@ -75,10 +75,13 @@ def _run_args(p):
     p.add_argument("--steps", "-n", type=int, required=True, help="time steps to run")
     p.add_argument("--inputs", "-i", help=".npz with a bool array 'inputs' of shape (steps, M)")
     p.add_argument("--out", "-o", required=True, help="output .npz (spikes, w_rec, w_in)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="time step in a .nir graph's time unit (default: the graph's "
+                        "NeuroCoreX metadata, else 1.0)")
 
 
 def _run(args):
-    net = _load_network(args.network)
+    net = _load_network(args.network, args.dt)
     inputs = None
     if args.inputs:
         try:
