@@ -196,7 +196,8 @@ def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps
         params["t_ref"] = rng.integers(0, 8, n)
         params["threshold"] = rng.integers(-unit, unit // 2 + 1, n)
     if kind == "all_neurons":
-        params["threshold"] = rng.integers(-32768, -30000, n)
+        # V >= -32768 always holds: every neuron spikes in every step
+        params["threshold"][:] = -32768
         params["t_ref"][:] = 0
     for k in ("threshold", "v_reset", "v_rest"):
         params[k] = np.clip(params[k], -32768, 32767)
@@ -224,6 +225,8 @@ def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps
         if t == toggle_at:
             ops.append(("write", address(cfg, Region.STDP, field_index(STDP_FIELDS, "enabled")),
                         0))
+        # learning (re)enabled with a new A- mid-run: in learn_toggle cases after the
+        # switch-off, in the others at step 4 (switching it on if it was off)
         if t == toggle_at + 5 and rng.random() < 0.7:
             ops.append(("write", address(cfg, Region.STDP, field_index(STDP_FIELDS, "enabled")),
                         1))

@@ -1,0 +1,221 @@
+"""Blocks of the core, each against a Python reference in Amaranth's simulator."""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from neurocorex.formats import (CoreConfig, decay, decay_trace, stdp_delta, saturate,
+                                DECAY_ONE)
+from neurocorex.regmap import synapse_word, synapse_fields
+from neurocorex.hdl.divider import ConstDivider
+from neurocorex.hdl.geometry import Geometry
+from neurocorex.hdl.neuron import NeuronUnit, TraceUnit
+from neurocorex.hdl.synapse import SynapseUpdate
+
+
+def _sim(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def _s16(x):
+    return saturate(x, -32768, 32767)
+
+
+def neuron_reference(a, p):
+    """Spec phase 3 and the neuron part of phase 4 for one neuron (ints)."""
+    acc = a["acc"] << p["w_shift"]
+    i_new = _s16(decay(a["i"], a["alpha_i"]) + acc)
+    if a["ref"] > 0:
+        v, ref, spike = a["v"], a["ref"] - 1, 0
+    else:
+        u = _s16(a["v"] - a["v_rest"])
+        v = _s16(a["v_rest"] + decay(u, a["alpha_v"]) + i_new)
+        spike = int(v >= a["threshold"])
+        ref = a["t_ref"] if spike else 0
+        if spike:
+            v = a["v_reset"]
+    pre = min(255, decay_trace(a["pre"], p["alpha_pre"]) + p["jump_pre"] * spike)
+    post = min(255, decay_trace(a["post"], p["alpha_post"]) + p["jump_post"] * spike)
+    return {"v": v, "i": i_new, "ref": ref, "spike": spike, "pre": pre, "post": post,
+            "d": stdp_delta(p["a_minus"], post), "q": stdp_delta(p["a_plus"], pre)}
+
+
+def _pick(rng, lo, hi):
+    r = rng.random()
+    if r < 0.1:
+        return lo
+    if r < 0.2:
+        return hi
+    if r < 0.25:
+        return 0 if lo <= 0 <= hi else lo
+    return rng.randint(lo, hi)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_neuron_unit_matches_reference(seed):
+    rng = random.Random(seed)
+    acc_bits = 18
+    dut = NeuronUnit(acc_bits, 8)
+    # alpha over the whole 16-bit field: the bus can write values above 1.0
+    params = {"w_shift": rng.randint(0, 15), "a_plus": rng.randint(0, 255),
+              "a_minus": rng.randint(0, 255), "alpha_pre": _pick(rng, 0, 65535),
+              "alpha_post": _pick(rng, 0, DECAY_ONE), "jump_pre": rng.randint(0, 255),
+              "jump_post": rng.randint(0, 255)}
+    inputs = []
+    for tag in range(200):
+        inputs.append({
+            "tag": tag, "acc": _pick(rng, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1),
+            "v": _pick(rng, -32768, 32767), "i": _pick(rng, -32768, 32767),
+            "ref": rng.choice([0, 0, 0, 1, 2, 255]), "pre": _pick(rng, 0, 255),
+            "post": _pick(rng, 0, 255), "threshold": _pick(rng, -32768, 32767),
+            "v_reset": _pick(rng, -32768, 32767), "v_rest": _pick(rng, -32768, 32767),
+            "alpha_v": _pick(rng, 0, 65535), "alpha_i": _pick(rng, 0, 65535),
+            "t_ref": rng.randint(0, 255),
+        })
+    got = []
+
+    async def bench(ctx):
+        for k, v in params.items():
+            ctx.set(getattr(dut.params, k), v)
+        for a in inputs + [None] * (NeuronUnit.LATENCY + 1):
+            ctx.set(dut.inp.valid, a is not None)
+            if a is not None:
+                for k, v in a.items():
+                    ctx.set(getattr(dut.inp.payload, k), v)
+            await ctx.tick()
+            if ctx.get(dut.out.valid):
+                o = dut.out.payload
+                got.append({k: ctx.get(getattr(o, k)) for k in
+                            ("tag", "v", "i", "ref", "spike", "pre", "post", "d", "q")})
+
+    _sim(dut, bench)
+    assert [g["tag"] for g in got] == list(range(len(inputs)))
+    spikes = 0
+    for a, g in zip(inputs, got):
+        want = neuron_reference(a, params)
+        g = {k: int(v) for k, v in g.items() if k != "tag"}
+        assert g == want, (a, params)
+        spikes += want["spike"]
+    assert 0 < spikes < len(inputs)          # both outcomes exercised
+
+
+def test_trace_unit_matches_reference():
+    rng = random.Random(3)
+    dut = TraceUnit(8)
+    params = {"alpha_pre": 30000, "jump_pre": 77, "a_plus": 201}
+    inputs = [{"tag": t, "x": _pick(rng, 0, 255), "spike": rng.randint(0, 1)} for t in range(100)]
+    got = []
+
+    async def bench(ctx):
+        for k, v in params.items():
+            ctx.set(getattr(dut.params, k), v)
+        for a in inputs + [None] * (TraceUnit.LATENCY + 1):
+            ctx.set(dut.inp.valid, a is not None)
+            if a is not None:
+                for k, v in a.items():
+                    ctx.set(getattr(dut.inp.payload, k), v)
+            await ctx.tick()
+            if ctx.get(dut.out.valid):
+                o = dut.out.payload
+                got.append((ctx.get(o.tag), ctx.get(o.x), ctx.get(o.q)))
+
+    _sim(dut, bench)
+    want = []
+    for a in inputs:
+        x = min(255, decay_trace(a["x"], params["alpha_pre"]) + params["jump_pre"] * a["spike"])
+        want.append((a["tag"], x, stdp_delta(params["a_plus"], x)))
+    assert got == want
+
+
+@pytest.mark.parametrize("weight_bits", [7, 4, 12])
+def test_synapse_update_matches_spec(weight_bits):
+    cfg = CoreConfig(4, 4, weight_bits)
+    lo, hi = cfg.weight_range
+    rng = random.Random(weight_bits)
+    dut = SynapseUpdate(cfg)
+    cases = []
+    for _ in range(400):
+        w_min, w_max = sorted((_pick(rng, lo, hi), _pick(rng, lo, hi)))
+        cases.append((_pick(rng, lo, hi), rng.random() < 0.8, rng.choice([0, 1, 5, 255, rng.randint(0, 255)]),
+                      rng.random() < 0.9, rng.random() < 0.5, w_min, w_max))
+    got = []
+
+    async def bench(ctx):
+        for w, plastic, amount, en, pot, w_min, w_max in cases:
+            ctx.set(dut.word, synapse_word(cfg, w, plastic))
+            ctx.set(dut.amount, amount)
+            ctx.set(dut.enable, en)
+            ctx.set(dut.potentiate, pot)
+            ctx.set(dut.w_min, w_min)
+            ctx.set(dut.w_max, w_max)
+            await ctx.delay(1e-7)
+            got.append((ctx.get(dut.new_word), ctx.get(dut.changed)))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    moved = 0
+    for (w, plastic, amount, en, pot, w_min, w_max), (word, changed) in zip(cases, got):
+        new = w
+        if en and plastic:
+            if pot:
+                new = w if w >= w_max else min(w + amount, w_max)
+            else:
+                new = w if w <= w_min else max(w - amount, w_min)
+        assert synapse_fields(cfg, word) == (new, plastic)
+        assert changed == (new != w)
+        moved += new != w
+    assert moved > 50
+
+
+@pytest.mark.parametrize("divisor", [1, 5, 8, 12, 255])
+def test_const_divider(divisor):
+    width = 16
+    dut = ConstDivider(width, divisor)
+    rng = random.Random(divisor)
+    values = [0, 1, divisor, (1 << width) - 1] + [rng.randrange(1 << width) for _ in range(30)]
+    got = []
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(dut.start, 1)
+            ctx.set(dut.dividend, v)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await ctx.tick().until(dut.done)
+            got.append((ctx.get(dut.quotient), ctx.get(dut.remainder)))
+
+    _sim(dut, bench)
+    assert got == [divmod(v, divisor) for v in values]
+
+
+@pytest.mark.parametrize("n,m,wb", [(256, 256, 7), (10, 3, 7), (5, 0, 15), (33, 17, 3)])
+def test_geometry_row_and_column_access(n, m, wb):
+    geo = Geometry(CoreConfig(n, m, wb))
+    assert geo.width <= 16
+    seen = set()
+    rows = [geo.rec_row(i) for i in range(n)] + [geo.in_row(k) for k in range(m)]
+    for r in rows:
+        for j in range(n):
+            b, a, lane = geo.locate(r, j)
+            assert 0 <= a < geo.depth and 0 <= b < geo.banks and 0 <= lane < geo.lanes
+            seen.add((b, a, lane))
+        # a row access: word c of every bank shares one address and holds posts P*c .. P*c+P-1
+        for c in range(geo.cols):
+            posts = [j for j in range(c * geo.posts, min(n, (c + 1) * geo.posts))]
+            assert {geo.locate(r, j)[1] for j in posts} <= {r * geo.cols + c}
+            assert len({geo.locate(r, j)[0] for j in posts if j % geo.lanes == 0}) == \
+                len([j for j in posts if j % geo.lanes == 0])
+    assert len(seen) == len(rows) * n          # one slot per synapse
+    # a column access: B consecutive rows of one post fall in B different banks
+    for j in range(0, n, max(1, n // 7)):
+        for kk in range(geo.row_groups):
+            banks = {geo.locate(kk * geo.banks + e, j)[0] for e in range(geo.banks)}
+            assert len(banks) == geo.banks
+    if (n, m, wb) == (256, 256, 7):
+        # the iCE40 UP5K organisation: 4 banks of 16k x 16 (one SPRAM each)
+        assert (geo.banks, geo.depth, geo.width) == (4, 16384, 16)
