@@ -18,6 +18,7 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         BITMAP_TAG, check_config)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits, addr_bits
 from .framing import Verdict, TxItem
+from .layouts import bus_request_layout, bus_response_layout, event_layout, spike_layout
 
 __all__ = ["CommandEngine", "bus_layouts", "index_width"]
 
@@ -27,13 +28,9 @@ def index_width(size: int) -> int:
 
 
 def bus_layouts(config: CoreConfig) -> dict:
-    """Payload layouts of the core's streams, as ``neurocorex.regmap`` describes them."""
-    return {
-        "bus": data.StructLayout({"addr": addr_bits(config), "wdata": DATA_BITS, "write": 1}),
-        "bus_resp": data.StructLayout({"rdata": DATA_BITS}),
-        "events": data.StructLayout({"index": index_width(config.inputs), "end": 1}),
-        "spikes": data.StructLayout({"index": index_width(config.neurons), "end": 1}),
-    }
+    """Payload layouts of the core's streams (from :mod:`neurocorex.hdl.layouts`)."""
+    return {"bus": bus_request_layout(config), "bus_resp": bus_response_layout(config),
+            "events": event_layout(config), "spikes": spike_layout(config)}
 
 
 class CommandEngine(wiring.Component):
@@ -95,8 +92,12 @@ class CommandEngine(wiring.Component):
         ctr = Array(Signal(32, name=f"ctr_{c.name.lower()}") for c in LinkCounter)
         inc = [Signal(name=f"inc_{c.name.lower()}") for c in LinkCounter]
         clear_ctr = Signal()
-        for status, c in VERDICT_COUNTER.items():
-            m.d.comb += inc[c].eq(inc[c] | (self.judged.valid & (self.judged.payload == status)))
+        for c in set(VERDICT_COUNTER.values()):
+            hit = 0
+            for status, cc in VERDICT_COUNTER.items():
+                if cc == c:
+                    hit = hit | (self.judged.payload == status)
+            m.d.comb += inc[c].eq(self.judged.valid & hit)
         m.d.comb += inc[LinkCounter.DROPPED_REPLIES].eq(self.dropped)
         for c in LinkCounter:
             with m.If(clear_ctr):

@@ -125,7 +125,7 @@ class Deframer(wiring.Component):
 
         # the verdict of the frame an END closes, in the protocol's order
         status = Signal(3)
-        length_field = Cat(last[16:24], last[24:32])
+        length_field = Cat(last[24:32], last[16:24])
         with m.If(overrun):
             m.d.comb += status.eq(Err.OVERRUN)
         with m.Elif(bad | esc):
