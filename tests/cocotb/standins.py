@@ -10,11 +10,11 @@ Verilator UART harness) independently of the core and the link:
 """
 
 from amaranth import Module, Signal, Cat, C, Mux
-from amaranth.lib import wiring, stream, data, memory
+from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import In, Out
 
 from neurocorex.formats import CoreConfig
-from neurocorex.regmap import DATA_BITS, addr_bits
+from neurocorex.regmap import DATA_BITS
 
 
 class _UartRx(wiring.Component):
@@ -119,13 +119,13 @@ class RegfileCore(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         self.config = config
-        idx = max(1, (max(config.neurons, config.inputs, 2) - 1).bit_length())
+        from neurocorex.hdl.layouts import (bus_request_signature, bus_response_signature,
+                                            event_signature, spike_signature)
         super().__init__({
-            "bus": In(stream.Signature(data.StructLayout(
-                {"addr": addr_bits(config), "wdata": DATA_BITS, "write": 1}))),
-            "bus_resp": Out(stream.Signature(data.StructLayout({"rdata": DATA_BITS}))),
-            "events": In(stream.Signature(data.StructLayout({"index": idx, "end": 1}))),
-            "spikes": Out(stream.Signature(data.StructLayout({"index": idx, "end": 1}))),
+            "bus": In(bus_request_signature(config)),
+            "bus_resp": Out(bus_response_signature(config)),
+            "events": In(event_signature(config)),
+            "spikes": Out(spike_signature(config)),
         })
 
     def elaborate(self, platform):
@@ -147,7 +147,8 @@ class RegfileCore(wiring.Component):
         keep = ev.payload.end | (ev.payload.index < n)
         m.d.comb += ev.ready.eq(~sp.valid | sp.ready)
         with m.If(ev.valid & ev.ready):
-            m.d.sync += [sp.valid.eq(keep), sp.payload.eq(ev.payload)]
+            m.d.sync += [sp.valid.eq(keep), sp.payload.index.eq(ev.payload.index),
+                         sp.payload.end.eq(ev.payload.end)]
         with m.Elif(sp.ready):
             m.d.sync += sp.valid.eq(0)
         return m
