@@ -54,7 +54,12 @@ def open_device(device: str, *, timeout: float = 5.0, retries: int = 3, baud: in
                             inputs if inputs is not None else d.inputs,
                             weight_bits if weight_bits is not None else d.weight_bits)
         port = open_rtl_serial(config, **kwargs)
-        return ProtocolDevice(port, name="rtl", timeout=timeout, retries=retries)
+        port.timeout = 0.05           # the device polls; its own deadline decides
+        try:
+            return ProtocolDevice(port, name="rtl", timeout=timeout, retries=retries)
+        except Exception:
+            port.close()
+            raise
     if kwargs:
         raise DeviceError(f"unknown option(s) for device {device!r}: {', '.join(sorted(kwargs))}")
     import serial
