@@ -103,7 +103,8 @@ class Core(wiring.Component):
             md["elist"] = MemoryData(shape=unsigned(_bits(m)), depth=m, init=[])
             md["q_in"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
                                     depth=geo.m_pad // geo.banks, init=[])
-        #: initial values of the STDP and global registers (simulation preload)
+        #: initial values of the STDP and global registers and of the number of
+        #: pending spikes (simulation preload)
         self.reg_init = {f.name: 0 for f in STDP_FIELDS + GLOBAL_FIELDS}
         self.reg_init["w_min"], self.reg_init["w_max"] = config.weight_range
 
@@ -162,7 +163,7 @@ class Core(wiring.Component):
                      ("w_shift", "a_plus", "a_minus", "alpha_pre", "alpha_post", "jump_pre",
                       "jump_post")]
         cnt = [Signal(DATA_BITS, name=f"cnt_{c.name.lower()}") for c in Counter]
-        n_r = Signal(range(N + 1))        # spikes of the previous step (rows to read)
+        n_r = Signal(range(N + 1), init=ri.get("pending_spikes", 0))   # rows of s(t-1)
         n_s = Signal(range(N + 1))        # spikes of this step
         n_k = Signal(range(M + 1))        # distinct input events collected
         dirty = Signal(init=1)            # the bus wrote since the last neuron pass

@@ -139,8 +139,8 @@ def preload(core, model) -> None:
     """Fill ``core``'s memories and registers from a golden model before simulation.
 
     ``model`` is a :class:`~neurocorex.sim.model.CoreModel` of the same
-    configuration; weights, masks, parameters, STDP settings, globals and the
-    neuron state are copied.  Must be called before the core is elaborated.
+    configuration; weights, masks, parameters, STDP settings, globals, the
+    neuron state and the pending spikes are copied.  Must be called before the core is elaborated.
     """
     cfg, geo = core.config, core.geometry
     n, m = cfg.neurons, cfg.inputs
@@ -174,8 +174,9 @@ def preload(core, model) -> None:
         core.reg_init[f.name] = int(model.stdp[f.name])
     for f in GLOBAL_FIELDS:
         core.reg_init[f.name] = int(model.globals[f.name])
-    if np.any(model.spikes):
-        raise ValueError("preload needs a model without pending spikes")
+    pending = [int(j) for j in np.flatnonzero(model.spikes)]
+    core.mem["slist"].init = pending + [0] * (n - len(pending))
+    core.reg_init["pending_spikes"] = len(pending)
 
 
 def run_bench(core, inputs, *, spike_ready: float = 1.0) -> dict:
