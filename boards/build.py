@@ -84,7 +84,7 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     baud = board.baud if baud is None else baud
     divisor = check_baud(pll.freq_hz, baud, board.max_baud)
     design = make_design(config, clk_hz=pll.freq_hz, baud=baud, board_name=board.name,
-                         stand_in=stand_in)
+                         stand_in=stand_in, spram=board.spram)
     top = BoardTop(board, pll, design)
     platform = board.platform()
     overrides = dict(board.overrides)
@@ -137,6 +137,15 @@ def _last_info(path: Path):
     return ""
 
 
+def _over_budget(build_dir: Path) -> str:
+    """``cell used/available`` of every over-used resource in nextpnr's log."""
+    tim = build_dir / "top.tim"
+    if not tim.exists():
+        return ""
+    util = _report.parse_nextpnr_log(tim.read_text(errors="replace"))["utilization"]
+    return ", ".join(f"{k} {u}/{a}" for k, (u, a) in util.items() if u > a)
+
+
 def _run(build_dir: Path, env: dict, progress):
     """Run Amaranth's build script, printing the stage as it advances."""
     log_path = build_dir / "build.log"
@@ -174,6 +183,9 @@ def _run(build_dir: Path, env: dict, progress):
                 if tail:
                     break
         msg = tail[-1].strip() if tail else f"see {log_path}"
+        over = _over_budget(build_dir)
+        if over:
+            msg = f"the design does not fit: {over}; {msg}"
         raise BuildError(f"the toolchain failed: {msg} (logs in {build_dir})")
     return time.monotonic() - start
 
@@ -187,8 +199,15 @@ def _collect(board, build_dir: Path) -> dict:
     ylog = (build_dir / "top.rpt").read_text(errors="replace")
     out = _report.summarise(board.family, pnr, _report.parse_yosys_stat(ylog))
     mems = _report.memory_mapping(ylog)
-    out["memories"] = ", ".join(f"{k.split('.')[-1]}->{v}" for k, v in sorted(mems.items())) or "none"
-    out["memories_in_logic"] = sum(1 for v in mems.values() if v == "logic")
+    sizes = _report.memory_bits((build_dir / "top.il").read_text())
+    # ROMs Yosys makes from switch statements ($auto$proc_rom) are logic by nature
+    mems = {k: v for k, v in mems.items() if "proc_rom" not in k}
+    out["memories"] = ", ".join(f"{k.split('.')[-1]}->{v.strip('$_')}"
+                                for k, v in sorted(mems.items())) or "none"
+    big = [k for k, v in mems.items() if v == "logic" and sizes.get(k, 0) >= _report.LOGIC_MEMORY_BITS]
+    out["memories_in_logic"] = len(big)
+    if big:
+        out["memories_in_logic_names"] = ", ".join(f"{k} ({sizes[k]} bits)" for k in sorted(big))
     return out
 
 
@@ -216,6 +235,11 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
                          f"where Vivado is installed")
         return info
 
+    failed_path = build_dir / "failed.txt"
+    if not force and failed_path.exists():
+        # the toolchain is deterministic: the same files fail the same way
+        raise BuildError(f"{failed_path.read_text().strip()} [unchanged design, failed before; "
+                         f"--force rebuilds]")
     if not force and report_path.exists() and bit_path.exists():
         rep = json.loads(report_path.read_text())
         rep["cached"] = True
@@ -235,7 +259,11 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
             il_path.write_text(text)
         progress(f"building {info['design']} for {board.title}: N={config.neurons} M={config.inputs} "
                  f"at {info['clk_mhz']:g} MHz in {build_dir}")
-        seconds = _run(build_dir, env, progress)
+        try:
+            seconds = _run(build_dir, env, progress)
+        except BuildError as e:
+            failed_path.write_text(str(e) + "\n")
+            raise
         rep = dict(info)
         rep.update(_collect(board, build_dir))
         rep["spram_candidates"] = ", ".join(dropped) or "none"

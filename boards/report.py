@@ -12,7 +12,7 @@ import json
 import re
 
 __all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise", "memory_mapping",
-           "drop_spram_init",
+           "drop_spram_init", "memory_bits", "LOGIC_MEMORY_BITS",
            "RESOURCE_NAMES"]
 
 #: nextpnr cell types → report keys, per FPGA family
@@ -166,3 +166,20 @@ def drop_spram_init(rtlil: str):
 
     out = _MODULE_RE.sub(fix_module, rtlil)
     return out, sorted(set(dropped)), sorted(set(nonzero))
+
+
+#: a memory at least this large (bits) must not be built from LUTs and FFs
+LOGIC_MEMORY_BITS = 1024
+
+_MEMDECL_RE = re.compile(r"^\s*memory width (\d+)(?: offset -?\d+)? size (\d+) \\(\S+)$", re.M)
+
+
+def memory_bits(rtlil: str) -> dict:
+    """Size in bits of every memory of an Amaranth RTLIL design, by its Yosys path
+    (``module.memory``, the name the memory mapping log uses after flattening)."""
+    out = {}
+    for mod in _MODULE_RE.finditer(rtlil):
+        module = mod.group(1).lstrip("\\")
+        for width, size, name in _MEMDECL_RE.findall(mod.group(2)):
+            out[f"{module}.{name}"] = int(width) * int(size)
+    return out

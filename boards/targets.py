@@ -162,7 +162,7 @@ _add(Board(
     # FT231X tops out at 3 Mbaud; 90 MHz / 30 is exact
     baud=3_000_000, max_baud=3_000_000, bridge="FT231X",
     leds=tuple(("led", k) for k in range(8)),
-    neurons=512, inputs=256, bitstream="top.bit",
+    neurons=512, inputs=128, bitstream="top.bit",
     programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
                  ("fujprog", "{bitstream}")),
     install_hint="openFPGALoader (Debian: apt install openfpgaloader) or fujprog",

@@ -1,0 +1,92 @@
+"""Synthesis report of the NeuroCoreX core alone (no UART, no pins): Yosys cell counts.
+
+    python benchmarks/synth_report.py [--family ice40|ecp5] [-N 256] [-M 256]
+
+Runs ``synth_ice40 -spram -dsp`` (or ``synth_ecp5``) from the PyPI Yosys on
+``Core(config)`` exactly as the board build does (SPRAM-bound synapse banks,
+their initial values removed) and prints ``key: value`` lines: LUT4s, FFs,
+carries, EBRs, SPRAMs, DSPs and where each memory went.  It stops after
+synthesis (no placement: the core's streams are not pins), so it is the
+core's own cost; ``neurocorex build --board`` gives the placed and routed
+figures of the whole design.  Results are cached in ``build/synth/``.
+"""
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+from neurocorex.boards import report as rep
+from neurocorex.boards.build import toolchain_env
+from neurocorex.formats import CoreConfig
+from neurocorex.hdl.core import Core
+
+BUDGET = {
+    "ice40": {"lut": 5280, "ebr": 30, "spram": 4, "dsp": 8},
+    "ecp5": {"lut": 83640, "ebr": 208, "dsp": 156},
+}
+
+
+def synth(family, neurons, inputs, banks=4, root="build/synth"):
+    config = CoreConfig(neurons=neurons, inputs=inputs)
+    core = Core(config, banks=banks, synapse_attrs={"ram_style": "huge"} if family == "ice40" else None)
+    text = rtlil.convert(core, name="top")
+    if family == "ice40":
+        text, _, _ = rep.drop_spram_init(text)
+    digest = hashlib.sha256((family + text).encode()).hexdigest()[:12]
+    d = Path(root) / f"{family}-{neurons}x{inputs}-b{banks}-{digest}"
+    out_json = d / "report.json"
+    if out_json.exists():
+        return json.loads(out_json.read_text())
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "core.il").write_text(text)
+    cmd = {"ice40": "synth_ice40 -spram -dsp -top top", "ecp5": "synth_ecp5 -top top"}[family]
+    env = toolchain_env(family)
+    t0 = time.monotonic()
+    subprocess.run([env["YOSYS"], "-q", "-l", "synth.log", "-p", f"read_rtlil core.il; {cmd}"],
+                   cwd=d, env=env, check=True, stdout=subprocess.DEVNULL)
+    log = (d / "synth.log").read_text(errors="replace")
+    cells = rep.parse_yosys_stat(log)
+    if family == "ice40":
+        r = {"lut": cells.get("SB_LUT4", 0), "carry": cells.get("SB_CARRY", 0),
+             "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+             "ebr": cells.get("SB_RAM40_4K", 0), "spram": cells.get("SB_SPRAM256KA", 0),
+             "dsp": cells.get("SB_MAC16", 0)}
+    else:
+        r = {"lut": cells.get("LUT4", 0), "ff": cells.get("TRELLIS_FF", 0),
+             "ebr": cells.get("DP16KD", 0), "dsp": cells.get("MULT18X18D", 0),
+             "lutram": cells.get("TRELLIS_DPR16X4", 0)}
+    mems = rep.memory_mapping(log)
+    r.update(family=family, neurons=neurons, inputs=inputs, banks=banks, synapses=config.synapses,
+             memories=", ".join(f"{k.split('.')[-1]}->{v}" for k, v in sorted(mems.items())),
+             memories_in_logic=sum(v == "logic" for v in mems.values()),
+             synth_s=round(time.monotonic() - t0, 1), log=str(d / "synth.log"))
+    out_json.write_text(json.dumps(r, indent=1))
+    return r
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--family", choices=sorted(BUDGET), default="ice40")
+    p.add_argument("-N", "--neurons", type=int, default=256)
+    p.add_argument("-M", "--inputs", type=int, default=256)
+    p.add_argument("--banks", type=int, default=4, help="synapse banks of the core")
+    args = p.parse_args(argv)
+    r = synth(args.family, args.neurons, args.inputs, args.banks)
+    for k, v in r.items():
+        budget = BUDGET[args.family].get(k)
+        print(f"{k}: {v}" + (f"/{budget}" if budget else ""))
+    over = [k for k, b in BUDGET[args.family].items() if r.get(k, 0) > b]
+    if over:
+        print(f"over budget: {', '.join(over)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
