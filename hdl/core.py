@@ -52,6 +52,10 @@ class Core(wiring.Component):
         Elaboration-time shape.
     banks : int
         Synapse banks (power of two, default 4: the four SPRAMs of an iCE40 UP5K).
+    dual_port : bool
+        Give each synapse bank a separate read and write port (ECP5 block RAM),
+        so that a read-modify-write takes one clock instead of two.  Leave it
+        off for single-port RAM (iCE40 SPRAM).
     synapse_attrs : dict or None
         Attributes of the synapse bank memories, e.g. ``{"ram_style": "huge"}``
         so that Yosys maps them to iCE40 SPRAM.
@@ -69,8 +73,10 @@ class Core(wiring.Component):
         The step's spiking neurons in increasing order, then ``end=1``.
     """
 
-    def __init__(self, config: CoreConfig, *, banks: int = 4, synapse_attrs=None):
+    def __init__(self, config: CoreConfig, *, banks: int = 4, dual_port: bool = False,
+                 synapse_attrs=None):
         self.config = config
+        self.dual_port = bool(dual_port)
         self.geometry = geo = Geometry(config, banks=banks)
         self.synapse_attrs = dict(synapse_attrs or {})
         n, m = config.neurons, config.inputs
@@ -141,14 +147,20 @@ class Core(wiring.Component):
             itrace, ibit, elist = mem("itrace"), mem("ibit"), mem("elist")
             q_in = mem("q_in", granularity=TRACE_BITS)
 
-        # single-port synapse banks: one address, read whenever not writing
-        s_addr = [Signal(range(geo.depth), name=f"s_addr{b}") for b in range(B)]
+        # synapse banks; single port: one address, read whenever not writing
+        s_raddr = [Signal(range(geo.depth), name=f"s_raddr{b}") for b in range(B)]
+        s_waddr = [Signal(range(geo.depth), name=f"s_waddr{b}") for b in range(B)]
         s_wen = [Signal(L, name=f"s_wen{b}") for b in range(B)]
         s_wdata = [Signal(geo.width, name=f"s_wdata{b}") for b in range(B)]
         s_rdata = [syn[b][0].data for b in range(B)]
         for b, (rp, wp) in enumerate(syn):
-            m.d.comb += [rp.addr.eq(s_addr[b]), wp.addr.eq(s_addr[b]), wp.en.eq(s_wen[b]),
-                         wp.data.eq(s_wdata[b]), rp.en.eq(s_wen[b] == 0)]
+            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b])]
+            if self.dual_port:
+                m.d.comb += [rp.addr.eq(s_raddr[b]), wp.addr.eq(s_waddr[b]), rp.en.eq(1)]
+            else:
+                addr = Signal(range(geo.depth), name=f"s_addr{b}")
+                m.d.comb += [addr.eq(Mux(s_wen[b] != 0, s_waddr[b], s_raddr[b])),
+                             rp.addr.eq(addr), wp.addr.eq(addr), rp.en.eq(s_wen[b] == 0)]
 
         # ---- registers ----------------------------------------------------------------------
         ri = self.reg_init
@@ -219,8 +231,7 @@ class Core(wiring.Component):
                 m.d.comb += mapped.eq(index == 0)
 
         # ---- step iteration registers ---------------------------------------------------------
-        li = Signal(range(T + 2))              # list index
-        lsel = Signal()                        # 0: spike list (recurrent rows), 1: event list
+        li = Signal(range(N + M + 2))          # list index
         rot = Signal(range(B))                 # bank rotation of the row/column in flight
         base = Signal(range(geo.depth + geo.banks * C + 1))
         c = Signal(range(max(C, geo.row_groups) + 1))   # words issued in this row/column
@@ -366,7 +377,7 @@ class Core(wiring.Component):
                         m.d.sync += dirty.eq(1)
                     # memory addresses (read now, data next cycle)
                     for b in range(B):
-                        m.d.comb += s_addr[b].eq(b_saddr)
+                        m.d.comb += [s_raddr[b].eq(b_saddr), s_waddr[b].eq(b_saddr)]
                     for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
                         m.d.comb += [rp.addr.eq(b_rem), wp.addr.eq(b_rem)]
                     if M:
@@ -489,7 +500,7 @@ class Core(wiring.Component):
 
             # -- one time step ---------------------------------------------------------------------
             with m.State("START"):
-                m.d.sync += [li.eq(0), lsel.eq(0), t.eq(0), dv1.eq(0)]
+                m.d.sync += [li.eq(0), t.eq(0), dv1.eq(0)]
                 with m.If(learn & dirty):
                     m.next = "DPASS"
                 with m.Else():
@@ -510,35 +521,49 @@ class Core(wiring.Component):
                     m.d.sync += dirty.eq(0)
                     m.next = "R_NEXT"
 
-            with m.State("R_NEXT"):
-                m.d.comb += slist[0].addr.eq(li)
+            n_rows = Signal(range(N + M + 1))
+            m.d.comb += n_rows.eq(n_r + n_k)
+
+            def list_read(u):
+                # row u of the step: spike list entry u, then event list entry u - n_r
+                m.d.comb += [slist[0].addr.eq(u), slist[0].en.eq(1)]
                 if M:
-                    m.d.comb += elist[0].addr.eq(li)
-                with m.If(~lsel):
-                    with m.If(li < n_r):
-                        m.d.sync += li.eq(li + 1)
-                        m.next = "R_SETUP"
-                    with m.Else():
-                        m.d.sync += [lsel.eq(1), li.eq(0)]
+                    m.d.comb += [elist[0].addr.eq(u - n_r), elist[0].en.eq(1)]
+
+            def hold_lists():
+                m.d.comb += slist[0].en.eq(0)
+                if M:
+                    m.d.comb += elist[0].en.eq(0)
+
+            def next_row():
+                # start the row whose list entry was read earlier, prefetch the one after
+                with m.If(li < n_rows):
+                    row = Signal(range(geo.rows))
+                    if M:
+                        m.d.comb += row.eq(Mux(li < n_r, slist[0].data, geo.n_pad + elist[0].data))
+                    else:
+                        m.d.comb += row.eq(slist[0].data)
+                    m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
+                                 li.eq(li + 1),
+                                 cnt[Counter.SYN_EVENTS].eq(cnt[Counter.SYN_EVENTS] + N)]
+                    list_read(li + 1)
+                    m.next = "R_RUN"
                 with m.Else():
-                    with m.If(li < n_k):
-                        m.d.sync += li.eq(li + 1)
-                        m.next = "R_SETUP"
-                    with m.Else():
-                        m.d.sync += [t.eq(0), nv1.eq(0), kv1.eq(0), n_s.eq(0)]
-                        m.next = "PASS"
+                    m.d.sync += [t.eq(0), nv1.eq(0), kv1.eq(0), n_s.eq(0)]
+                    m.next = "PASS"
+
+            with m.State("R_NEXT"):
+                hold_lists()
+                list_read(li)
+                m.next = "R_SETUP"
 
             with m.State("R_SETUP"):
-                row = Signal(range(geo.rows))
-                if M:
-                    m.d.comb += row.eq(Mux(lsel, geo.n_pad + elist[0].data, slist[0].data))
-                else:
-                    m.d.comb += row.eq(slist[0].data)
-                m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
-                             pend.eq(0), cnt[Counter.SYN_EVENTS].eq(cnt[Counter.SYN_EVENTS] + N)]
-                m.next = "R_RUN"
+                hold_lists()
+                m.d.sync += pend.eq(0)
+                next_row()
 
             with m.State("R_RUN"):
+                hold_lists()
                 m.d.comb += potentiate.eq(0)
                 for b in range(B):
                     grp = dep_groups[rel[b]]
@@ -551,17 +576,19 @@ class Core(wiring.Component):
                                  acc_wp.en.eq((1 << P) - 1)]
                 with m.If(need_wr):
                     for b in range(B):
-                        m.d.comb += [s_addr[b].eq(pend_base), s_wen[b].eq((1 << L) - 1),
+                        m.d.comb += [s_waddr[b].eq(pend_base), s_wen[b].eq((1 << L) - 1),
                                      s_wdata[b].eq(new_word[b])]
-                    m.d.sync += pend.eq(0)
-                with m.Elif(c < C):
+                can_issue = Const(1) if self.dual_port else ~need_wr
+                with m.If(can_issue & (c < C)):
                     for b in range(B):
-                        m.d.comb += s_addr[b].eq(base + c)
+                        m.d.comb += s_raddr[b].eq(base + c)
                     m.d.comb += [acc_rp.addr.eq(c), dep[0].addr.eq(c)]
                     m.d.sync += [pend.eq(1), pend_c.eq(c), pend_base.eq(base + c), c.eq(c + 1)]
-                with m.Else():
+                with m.Elif(can_issue):
                     m.d.sync += pend.eq(0)
-                    m.next = "R_NEXT"
+                    next_row()
+                with m.Else():
+                    m.d.sync += pend.eq(0)      # single port: this cycle writes
 
             with m.State("PASS"):
                 # issue reads for neuron/axon t; feed the units with last cycle's data
@@ -633,21 +660,23 @@ class Core(wiring.Component):
                 need_wr = pend & any_changed
                 with m.If(need_wr):
                     for b in range(B):
-                        m.d.comb += [s_addr[b].eq(pend_base + col_off[b]),
+                        m.d.comb += [s_waddr[b].eq(pend_base + col_off[b]),
                                      s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(new_word[b])]
-                    m.d.sync += pend.eq(0)
-                with m.Elif(c < geo.row_groups):
+                can_issue = Const(1) if self.dual_port else ~need_wr
+                with m.If(can_issue & (c < geo.row_groups)):
                     for b in range(B):
-                        m.d.comb += s_addr[b].eq(base + col_off[b])
+                        m.d.comb += s_raddr[b].eq(base + col_off[b])
                     nq = geo.n_pad // B
                     m.d.comb += q_rec[0].addr.eq(c)
                     if M:
                         m.d.comb += q_in[0].addr.eq(c - nq)
                     m.d.sync += [pend.eq(1), pend_base.eq(base), pend_qsel.eq(c >= nq),
                                  base.eq(base + B * C), c.eq(c + 1)]
-                with m.Else():
+                with m.Elif(can_issue):
                     m.d.sync += pend.eq(0)
                     m.next = "C_NEXT"
+                with m.Else():
+                    m.d.sync += pend.eq(0)
 
             with m.State("O_FETCH"):
                 m.d.comb += slist[0].addr.eq(li)

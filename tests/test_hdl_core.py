@@ -14,9 +14,9 @@ from neurocorex.sim.amaranth_core import CoreDriver, run_case
 from neurocorex.hdl.core import Core
 
 
-def _check(case):
+def _check(case, **core_options):
     want = reference(case)
-    got = run_case(case)
+    got = run_case(case, core=Core(case.config, **core_options) if core_options else None)
     for t, (w, g) in enumerate(zip(want["spikes"], got["spikes"])):
         assert g == w, f"{case.name}: spikes differ in step {t}"
     assert len(got["spikes"]) == len(want["spikes"])
@@ -36,10 +36,16 @@ def test_random_network_bit_exact(seed):
     assert any(want["spikes"])
 
 
+@pytest.mark.parametrize("seed", [4, 8])
+def test_dual_port_banks_bit_exact(seed):
+    """Read-modify-write in one clock (separate read and write ports)."""
+    _check(random_case(seed), dual_port=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 128))
 def test_random_networks_bit_exact_many(seed):
-    _check(random_case(seed))
+    _check(random_case(seed), dual_port=seed % 4 == 3)
 
 
 @pytest.mark.slow
