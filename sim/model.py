@@ -20,6 +20,13 @@ _I_LO, _I_HI = signed_range(I_BITS)
 _T_HI = unsigned_range(TRACE_BITS)[1]
 
 
+def _clip(a, lo, hi):
+    """sat: clamp the int64 array ``a`` to ``[lo, hi]`` in place (cheaper than np.clip)."""
+    np.maximum(a, lo, out=a)
+    np.minimum(a, hi, out=a)
+    return a
+
+
 class StepCounters:
     """Cumulative counters, the same the gateware keeps."""
 
@@ -99,8 +106,8 @@ class CoreModel:
 
         Returns the bool array of neurons that spiked in this step.
         """
-        m = self.config.inputs
-        x = np.zeros(m, bool) if inputs is None else np.asarray(inputs, bool)
+        cfg = self.config
+        x = np.zeros(cfg.inputs, bool) if inputs is None else np.asarray(inputs, bool)
         src_rec = np.flatnonzero(self.spikes)
         src_in = np.flatnonzero(x)
         p = self.params
@@ -109,30 +116,48 @@ class CoreModel:
         w_min, w_max = st["w_min"], st["w_max"]
 
         # (1) integration of the spikes of step t-1 and the inputs of step t,
-        #     with the weights as they were at the start of the step.
-        acc = (self.w_rec[src_rec].sum(axis=0, dtype=np.int64)
-               + self.w_in[src_in].sum(axis=0, dtype=np.int64)) << self.w_shift
-
-        # (2) depression on pre events, with the post traces of step t-1.
-        if learn and (len(src_rec) or len(src_in)):
-            dep = stdp_delta(st["a_minus"], self.post_trace)          # per post neuron
-            for w, plastic, rows in ((self.w_rec, self.plastic_rec, src_rec),
-                                     (self.w_in, self.plastic_in, src_in)):
-                if len(rows):
-                    old = w[rows].astype(np.int64)
-                    new = np.where(old <= w_min, old, np.maximum(old - dep, w_min))
-                    w[rows] = np.where(plastic[rows], new, old)
+        #     with the weights as they were at the start of the step, and
+        # (2) depression on those pre events, with the post traces of step t-1.
+        #     One gather of the source rows serves both (it is a copy: the
+        #     integration sees the weights from before the depression).
+        acc = np.zeros(cfg.neurons, np.int64)
+        dep = None
+        for w, plastic, rows in ((self.w_rec, self.plastic_rec, src_rec),
+                                 (self.w_in, self.plastic_in, src_in)):
+            if not len(rows):
+                continue
+            old = w[rows]
+            acc += old.sum(axis=0, dtype=np.int64)
+            if learn:
+                if dep is None:
+                    dep = stdp_delta(st["a_minus"], self.post_trace)    # per post neuron
+                new = np.maximum(old - dep, w_min)
+                # bounds only stop movement: a weight at or below w_min stays put
+                w[rows] = np.where(plastic[rows] & (old > w_min), new, old)
+        acc <<= self.w_shift
 
         # (3) neuron update.
-        refractory = self.ref > 0
-        i_new = np.clip(decay(self.i, p["alpha_i"]) + acc, _I_LO, _I_HI)
-        u = np.clip(self.v - p["v_rest"], _V_LO, _V_HI)
-        v_int = np.clip(p["v_rest"] + decay(u, p["alpha_v"]) + i_new, _V_LO, _V_HI)
-        v_new = np.where(refractory, self.v, v_int)
-        spike = ~refractory & (v_new >= p["threshold"])
-        self.v = np.where(spike, p["v_reset"], v_new)
-        self.ref = np.where(refractory, self.ref - 1, np.where(spike, p["t_ref"], 0))
-        self.i = i_new
+        ref = self.ref
+        refractory = ref > 0
+        i_new = decay(self.i, p["alpha_i"]) + acc
+        _clip(i_new, _I_LO, _I_HI)
+        v_rest = p["v_rest"]
+        u = _clip(self.v - v_rest, _V_LO, _V_HI)
+        v_new = decay(u, p["alpha_v"]) + v_rest
+        v_new += i_new
+        _clip(v_new, _V_LO, _V_HI)
+        spike = v_new >= p["threshold"]
+        if refractory.any():
+            spike &= ~refractory
+            v_new = np.where(refractory, self.v, v_new)     # held while refractory
+            ref_new = np.where(refractory, ref - 1, 0)
+        else:
+            ref_new = np.zeros_like(ref)
+        posts = np.flatnonzero(spike)
+        if len(posts):
+            v_new = np.where(spike, p["v_reset"], v_new)
+            ref_new = np.where(spike, p["t_ref"], ref_new)
+        self.v, self.ref, self.i = v_new, ref_new, i_new
 
         # (4) traces, always updated (learning may be switched on later).
         self.pre_trace = np.minimum(decay_trace(self.pre_trace, st["alpha_pre"])
@@ -143,23 +168,23 @@ class CoreModel:
                                       + st["jump_pre"] * x, _T_HI)
 
         # (5) potentiation on post events, with the pre traces of step t.
-        posts = np.flatnonzero(spike)
         if learn and len(posts):
             for w, plastic, trace in ((self.w_rec, self.plastic_rec, self.pre_trace),
                                       (self.w_in, self.plastic_in, self.input_trace)):
                 if w.shape[0] == 0:
                     continue
                 pot = stdp_delta(st["a_plus"], trace)[:, None]       # per pre source
-                old = w[:, posts].astype(np.int64)
-                new = np.where(old >= w_max, old, np.minimum(old + pot, w_max))
-                w[:, posts] = np.where(plastic[:, posts], new, old)
+                old = w[:, posts]
+                new = np.minimum(old + pot, w_max)
+                # bounds only stop movement: a weight at or above w_max stays put
+                w[:, posts] = np.where(plastic[:, posts] & (old < w_max), new, old)
 
         self.spikes = spike
         c = self.counters
         c.steps += 1
         c.spikes += len(posts)
         c.input_spikes += len(src_in)
-        c.syn_events += (len(src_rec) + len(src_in)) * self.config.neurons
+        c.syn_events += (len(src_rec) + len(src_in)) * cfg.neurons
         return spike
 
     def run(self, steps: int, inputs=None) -> np.ndarray:
