@@ -28,6 +28,7 @@ import numpy as np
 
 from neurocorex.formats import CoreConfig, DECAY_ONE
 from neurocorex.hdl.core import Core
+from neurocorex.hdl.geometry import Geometry
 from neurocorex.sim.amaranth_core import preload, run_bench
 from neurocorex.sim.model import CoreModel
 
@@ -44,19 +45,21 @@ def build_model(cfg: CoreConfig, learn: bool, seed: int = 1) -> CoreModel:
     md.plastic_in[...] = True
     md.plastic_in[diag, diag] = False            # keep the drive fixed
     md.globals["w_shift"] = 4
-    md.params["threshold"][:] = 600
+    md.params["threshold"][:] = 800
     md.params["v_reset"][:] = 0
     md.params["v_rest"][:] = 0
     md.params["alpha_v"][:] = 0
     md.params["alpha_i"][:] = 0
     md.params["t_ref"][:] = 0
     a = int(round(DECAY_ONE * np.exp(-1 / 20)))
-    md.stdp.update(enabled=int(learn), a_plus=16, a_minus=16, alpha_pre=a, alpha_post=a,
+    # depression slightly stronger than potentiation keeps the recurrent
+    # excitation from running away while weights keep moving
+    md.stdp.update(enabled=int(learn), a_plus=8, a_minus=10, alpha_pre=a, alpha_post=a,
                    jump_pre=64, jump_post=64)
     return md
 
 
-def measure(cfg, rate, learn, steps, warmup, seed=1):
+def measure(cfg, rate, learn, steps, warmup, seed=1, dual_port=False):
     md = build_model(cfg, learn, seed)
     rng = np.random.default_rng(seed + 100)
     inputs = rng.random((warmup + steps, cfg.inputs)) < rate
@@ -64,7 +67,7 @@ def measure(cfg, rate, learn, steps, warmup, seed=1):
     md.run(warmup, inputs[:warmup])
     ref = copy.deepcopy(md)
     want = [np.flatnonzero(ref.step(x)).tolist() for x in inputs[warmup:]]
-    core = Core(cfg)
+    core = Core(cfg, dual_port=dual_port)
     preload(core, md)
     out = run_bench(core, inputs[warmup:])
     if out["spikes"] != want:
@@ -95,18 +98,21 @@ def main(argv=None):
     p.add_argument("--inputs", type=int, default=256)
     p.add_argument("--rates", default="0.01,0.05,0.2", help="input spike probabilities per step")
     p.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
-    p.add_argument("--warmup", type=int, default=30, help="model steps before measuring")
+    p.add_argument("--warmup", type=int, default=20, help="model steps before measuring")
+    p.add_argument("--dual-port", action="store_true",
+                   help="dual-port synapse banks (ECP5 block RAM) instead of single-port SPRAM")
     args = p.parse_args(argv)
     cfg = CoreConfig(args.neurons, args.inputs)
-    geo = Core(cfg).geometry
+    geo = Geometry(cfg)
     print(f"core N={cfg.neurons} M={cfg.inputs} weight_bits={cfg.weight_bits}; {geo}; "
-          f"memory-port limit {geo.posts} synapses/clock; clock {args.clock_mhz:g} MHz")
+          f"memory-port limit {geo.posts} synapses/clock; "
+          f"{'dual' if args.dual_port else 'single'}-port banks; clock {args.clock_mhz:g} MHz")
     print(f"{'rate':>5} {'stdp':>4} {'in%':>5} {'out%':>5} {'cycles/step':>11} {'core':>7} "
           f"{'ev/clk':>7} {'ratio':>6} {'steps/s':>9}")
     for rate in (float(x) for x in args.rates.split(",")):
         for learn in (False, True):
             t0 = time.time()
-            r = measure(cfg, rate, learn, args.steps, args.warmup)
+            r = measure(cfg, rate, learn, args.steps, args.warmup, dual_port=args.dual_port)
             sps = args.clock_mhz * 1e6 / r["cycles"]
             print(f"{rate:5.2f} {'on' if learn else 'off':>4} {100 * r['input_rate']:5.1f} "
                   f"{100 * r['neuron_rate']:5.1f} {r['cycles']:11.0f} {r['step_cycles']:7.0f} "

@@ -239,7 +239,8 @@ class Core(wiring.Component):
         pend_c = Signal(range(max(C, 2)))
         pend_base = Signal.like(base)
         pend_qsel = Signal()
-        col_lane = Signal(range(L))
+        col_g = Signal(range(geo.groups))         # group of the column in flight
+        col_mask = Signal(L)                      # its spiking posts
         col_off = [Signal(range(geo.depth + 1), name=f"col_off{b}") for b in range(B)]
         t = Signal(range(T + 1))               # neuron pass / clear counter
         nv1 = Signal()                         # neuron memory data valid
@@ -331,7 +332,7 @@ class Core(wiring.Component):
 
         # ---- the controller -------------------------------------------------------------------------
         step_states = ("START", "DPASS", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
-                       "C_NEXT", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
+                       "C_NEXT", "C_MERGE", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
         with m.FSM(name="ctrl") as fsm:
             # -- idle: events and bus requests --------------------------------------------------
             with m.State("IDLE"):
@@ -633,22 +634,39 @@ class Core(wiring.Component):
                     with m.Else():
                         m.next = "O_FETCH"
 
+            # potentiation works on groups of L posts: spiking posts that share a
+            # group (adjacent in the sorted spike list) are updated in one column pass
             with m.State("C_NEXT"):
                 m.d.comb += slist[0].addr.eq(li)
+                m.d.sync += col_mask.eq(0)
                 with m.If(li < n_s):
                     m.d.sync += li.eq(li + 1)
-                    m.next = "C_SETUP"
+                    m.next = "C_MERGE"
                 with m.Else():
                     m.d.sync += li.eq(0)
                     m.next = "O_FETCH"
 
-            with m.State("C_SETUP"):
+            with m.State("C_MERGE"):
+                # slist data: entry li-1; merge it if it is the first or in the same group
                 j = slist[0].data
                 g = j >> lb
-                m.d.sync += [rot.eq(g[:bb] if bb else 0), col_lane.eq(j[:lb] if lb else 0),
-                             base.eq(0), c.eq(0), pend.eq(0)]
+                first = col_mask == 0
+                with m.If(first | (g == col_g)):
+                    m.d.sync += [col_g.eq(g), col_mask.eq(col_mask | (1 << j[:lb] if lb else 1))]
+                    with m.If((li < n_s) & (L > 1)):
+                        m.d.comb += slist[0].addr.eq(li)
+                        m.d.sync += li.eq(li + 1)
+                    with m.Else():
+                        m.next = "C_SETUP"
+                with m.Else():
+                    # belongs to the next group: read it again after this column
+                    m.d.sync += li.eq(li - 1)
+                    m.next = "C_SETUP"
+
+            with m.State("C_SETUP"):
+                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), base.eq(0), c.eq(0), pend.eq(0)]
                 for b in range(B):
-                    m.d.sync += col_off[b].eq(((b - g)[:bb] if bb else 0) * C + (g >> bb))
+                    m.d.sync += col_off[b].eq(((b - col_g)[:bb] if bb else 0) * C + (col_g >> bb))
                 m.next = "C_RUN"
 
             with m.State("C_RUN"):
@@ -656,7 +674,7 @@ class Core(wiring.Component):
                 for b in range(B):
                     for l in range(L):
                         m.d.comb += [amount[b][l].eq(q_arr[rel[b]]),
-                                     lane_en[b][l].eq(col_lane == l)]
+                                     lane_en[b][l].eq(col_mask[l])]
                 need_wr = pend & any_changed
                 with m.If(need_wr):
                     for b in range(B):
