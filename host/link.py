@@ -185,7 +185,7 @@ class ProtocolDevice(Device):
                     continue
                 if kind == Kind.SPIKES:
                     if on_spikes is None:
-                        raise LinkError(f"{self.name}: unexpected spike frame for {Op(op).name}")
+                        raise LinkError(f"{self.name}: unexpected spike frame for {_opname(op)}")
                     got_data = True
                     on_spikes(body)
                     continue
@@ -201,13 +201,13 @@ class ProtocolDevice(Device):
                         why = f"device rejected the frame: {ERROR_TEXT[Err(code)]}"
                         break
                     text = ERROR_TEXT.get(Err(code), "unknown error") if code in set(Err) else "unknown error"
-                    raise ProtocolError(f"{self.name}: {Op(op).name} failed: {text} (code {code})", code)
+                    raise ProtocolError(f"{self.name}: {_opname(op)} failed: {text} (code {code})", code)
                 self.stats["bad_answers"] += 1
                 why = f"unknown answer kind 0x{kind:02x}"
                 break
             resend_safe = (why.startswith("device rejected") or idempotent) and not got_data
             if attempts >= self.retries or not resend_safe:
-                raise LinkError(f"{self.name}: {Op(op).name}: {why}"
+                raise LinkError(f"{self.name}: {_opname(op)}: {why}"
                                 + ("" if resend_safe else "; not resent (the command may have run)"))
             attempts += 1
             self.stats["resent"] += 1
@@ -386,6 +386,10 @@ class ProtocolDevice(Device):
         return {"backend": "link", "board": self.caps["board"], "clk_hz": self.caps["clk_hz"],
                 "baud": self.caps["baud"], "protocol": self.caps["version"],
                 "max_frame": self.caps["max_frame"]}
+
+
+def _opname(op):
+    return Op(op).name if op in set(Op) else f"opcode 0x{op:02x}"
 
 
 def _signed(x, bits, signed):

@@ -261,8 +261,10 @@ class VirtualBoard:
             self.serial.close()
 
 
-def _serve_conn(board: VirtualBoard, conn: socket.socket, stop: threading.Event):
+def _serve_conn(board: VirtualBoard, conn: socket.socket, stop: threading.Event, sndbuf=None):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if sndbuf:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     board.sink = conn.sendall          # blocks when the client does not read: back-pressure
     try:
         while not stop.is_set():
@@ -281,10 +283,11 @@ def _serve_conn(board: VirtualBoard, conn: socket.socket, stop: threading.Event)
 
 
 def serve_tcp(board: VirtualBoard, port: int = 0, *, host: str = "127.0.0.1", ready=None,
-              stop: threading.Event | None = None, once: bool = False) -> None:
+              stop: threading.Event | None = None, once: bool = False, sndbuf: int | None = None) -> None:
     """Serve ``board`` to one TCP client at a time (state persists across clients).
 
-    ``ready(port)`` is called once listening; ``stop`` ends the loop.
+    ``ready(port)`` is called once listening; ``stop`` ends the loop; ``sndbuf``
+    shrinks the socket's send buffer (the board then waits sooner for a slow client).
     """
     stop = stop or threading.Event()
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -299,7 +302,7 @@ def serve_tcp(board: VirtualBoard, port: int = 0, *, host: str = "127.0.0.1", re
             if not r:
                 continue
             conn, _ = srv.accept()
-            _serve_conn(board, conn, stop)
+            _serve_conn(board, conn, stop, sndbuf)
             if once:
                 break
     finally:
