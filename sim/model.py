@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..formats import (CoreConfig, NEURON_PARAMS, STDP_FIELDS, GLOBAL_FIELDS,
                        V_BITS, I_BITS, TRACE_BITS, signed_range, unsigned_range,
                        decay, decay_trace, stdp_delta)
@@ -50,9 +51,12 @@ class CoreModel:
     Attributes
     ----------
     w_rec, w_in : ndarray of int32, shapes (N, N) and (M, N)
-        Weights, ``w_rec[i, j]`` from neuron ``i`` to neuron ``j``.
+        Weights, ``w_rec[i, j]`` from neuron ``i`` to neuron ``j``.  Both are
+        views of one ``(N + M, N)`` array (sources: neurons, then axons), so that
+        one gather serves a step's pre events and one its post events;
+        assigning to them copies into that array.
     plastic_rec, plastic_in : ndarray of bool
-        Per-synapse plasticity enables.
+        Per-synapse plasticity enables, views of one array likewise.
     params : dict of ndarray
         Per-neuron parameters, keys from ``formats.NEURON_PARAMS``.
     stdp : dict of int
@@ -64,10 +68,10 @@ class CoreModel:
     def __init__(self, config: CoreConfig):
         self.config = config
         n, m = config.neurons, config.inputs
-        self.w_rec = np.zeros((n, n), np.int32)
-        self.w_in = np.zeros((m, n), np.int32)
-        self.plastic_rec = np.zeros((n, n), bool)
-        self.plastic_in = np.zeros((m, n), bool)
+        # row s is source s: neuron s for s < N, axon s - N after
+        self._w = np.zeros((n + m, n), np.int32)
+        self._plastic = np.zeros((n + m, n), bool)
+        self._views = (self._w[:n], self._w[n:], self._plastic[:n], self._plastic[n:])
         self.params = {f.name: np.zeros(n, np.int64) for f in NEURON_PARAMS}
         self.params["threshold"][:] = _V_HI
         self.stdp = {f.name: 0 for f in STDP_FIELDS}
@@ -75,6 +79,40 @@ class CoreModel:
         self.globals = {f.name: 0 for f in GLOBAL_FIELDS}
         self.counters = StepCounters()
         self.reset_state()
+
+    # -- synapses: views of the stacked arrays ---------------------------------
+
+    @property
+    def w_rec(self) -> np.ndarray:
+        return self._views[0]
+
+    @w_rec.setter
+    def w_rec(self, value):
+        self._views[0][...] = value
+
+    @property
+    def w_in(self) -> np.ndarray:
+        return self._views[1]
+
+    @w_in.setter
+    def w_in(self, value):
+        self._views[1][...] = value
+
+    @property
+    def plastic_rec(self) -> np.ndarray:
+        return self._views[2]
+
+    @plastic_rec.setter
+    def plastic_rec(self, value):
+        self._views[2][...] = value
+
+    @property
+    def plastic_in(self) -> np.ndarray:
+        return self._views[3]
+
+    @plastic_in.setter
+    def plastic_in(self, value):
+        self._views[3][...] = value
 
     # -- state ---------------------------------------------------------------
 
@@ -107,9 +145,14 @@ class CoreModel:
         Returns the bool array of neurons that spiked in this step.
         """
         cfg = self.config
+        n = cfg.neurons
         x = np.zeros(cfg.inputs, bool) if inputs is None else np.asarray(inputs, bool)
-        src_rec = np.flatnonzero(self.spikes)
-        src_in = np.flatnonzero(x)
+        if x.shape != (cfg.inputs,):
+            raise ShapeError(f"inputs must have shape ({cfg.inputs},), got {x.shape}")
+        w, plastic = self._w, self._plastic
+        # pre events: rows of the stacked arrays, neurons R then axons K (+N)
+        pre = np.flatnonzero(np.concatenate((self.spikes, x)))
+        n_rec = int(np.count_nonzero(self.spikes))
         p = self.params
         st = self.stdp
         learn = bool(st["enabled"])
@@ -118,23 +161,19 @@ class CoreModel:
         # (1) integration of the spikes of step t-1 and the inputs of step t,
         #     with the weights as they were at the start of the step, and
         # (2) depression on those pre events, with the post traces of step t-1.
-        #     One gather of the source rows serves both (it is a copy: the
-        #     integration sees the weights from before the depression).
-        acc = np.zeros(cfg.neurons, np.int64)
-        dep = None
-        for w, plastic, rows in ((self.w_rec, self.plastic_rec, src_rec),
-                                 (self.w_in, self.plastic_in, src_in)):
-            if not len(rows):
-                continue
-            old = w[rows]
-            acc += old.sum(axis=0, dtype=np.int64)
+        #     One gather serves both (it is a copy: the integration sees the
+        #     weights from before the depression).
+        if len(pre):
+            old = w[pre]
+            acc = old.sum(axis=0, dtype=np.int64)
             if learn:
-                if dep is None:
-                    dep = stdp_delta(st["a_minus"], self.post_trace)    # per post neuron
+                dep = stdp_delta(st["a_minus"], self.post_trace)       # per post neuron
                 new = np.maximum(old - dep, w_min)
                 # bounds only stop movement: a weight at or below w_min stays put
-                w[rows] = np.where(plastic[rows] & (old > w_min), new, old)
-        acc <<= self.w_shift
+                w[pre] = np.where(plastic[pre] & (old > w_min), new, old)
+            acc <<= self.w_shift
+        else:
+            acc = np.zeros(n, np.int64)
 
         # (3) neuron update.
         ref = self.ref
@@ -160,31 +199,29 @@ class CoreModel:
         self.v, self.ref, self.i = v_new, ref_new, i_new
 
         # (4) traces, always updated (learning may be switched on later).
-        self.pre_trace = np.minimum(decay_trace(self.pre_trace, st["alpha_pre"])
-                                    + st["jump_pre"] * spike, _T_HI)
+        #     Neurons' pre traces and the axons' traces share alpha_pre and jump_pre.
+        x_all = decay_trace(np.concatenate((self.pre_trace, self.input_trace)), st["alpha_pre"])
+        x_all += st["jump_pre"] * np.concatenate((spike, x))
+        np.minimum(x_all, _T_HI, out=x_all)
+        self.pre_trace, self.input_trace = x_all[:n], x_all[n:]
         self.post_trace = np.minimum(decay_trace(self.post_trace, st["alpha_post"])
                                      + st["jump_post"] * spike, _T_HI)
-        self.input_trace = np.minimum(decay_trace(self.input_trace, st["alpha_pre"])
-                                      + st["jump_pre"] * x, _T_HI)
 
-        # (5) potentiation on post events, with the pre traces of step t.
+        # (5) potentiation on post events, with the pre traces of step t
+        #     (all N neurons and M axons: the rows of the stacked arrays).
         if learn and len(posts):
-            for w, plastic, trace in ((self.w_rec, self.plastic_rec, self.pre_trace),
-                                      (self.w_in, self.plastic_in, self.input_trace)):
-                if w.shape[0] == 0:
-                    continue
-                pot = stdp_delta(st["a_plus"], trace)[:, None]       # per pre source
-                old = w[:, posts]
-                new = np.minimum(old + pot, w_max)
-                # bounds only stop movement: a weight at or above w_max stays put
-                w[:, posts] = np.where(plastic[:, posts] & (old < w_max), new, old)
+            pot = stdp_delta(st["a_plus"], x_all)[:, None]            # per pre source
+            old = w[:, posts]
+            new = np.minimum(old + pot, w_max)
+            # bounds only stop movement: a weight at or above w_max stays put
+            w[:, posts] = np.where(plastic[:, posts] & (old < w_max), new, old)
 
         self.spikes = spike
         c = self.counters
         c.steps += 1
         c.spikes += len(posts)
-        c.input_spikes += len(src_in)
-        c.syn_events += (len(src_rec) + len(src_in)) * cfg.neurons
+        c.input_spikes += len(pre) - n_rec
+        c.syn_events += len(pre) * n
         return spike
 
     def run(self, steps: int, inputs=None) -> np.ndarray:
