@@ -192,12 +192,16 @@ def _run(build_dir: Path, env: dict, progress):
 
 def _collect(board, build_dir: Path) -> dict:
     pnr_json = build_dir / "top.report.json"
+    crit = None
     if pnr_json.exists():
         pnr = _report.parse_nextpnr_report(pnr_json.read_text())
+        crit = _report.critical_path(pnr_json.read_text())
     else:
         pnr = _report.parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"))
     ylog = (build_dir / "top.rpt").read_text(errors="replace")
     out = _report.summarise(board.family, pnr, _report.parse_yosys_stat(ylog))
+    if crit:
+        out["critical_path"] = crit
     mems = _report.memory_mapping(ylog)
     sizes = _report.memory_bits((build_dir / "top.il").read_text())
     # ROMs Yosys makes from switch statements ($auto$proc_rom) are logic by nature
@@ -241,7 +245,12 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
         raise BuildError(f"{failed_path.read_text().strip()} [unchanged design, failed before; "
                          f"--force rebuilds]")
     if not force and report_path.exists() and bit_path.exists():
-        rep = json.loads(report_path.read_text())
+        # figures are re-read from the logs, so that the report follows this code
+        stored = json.loads(report_path.read_text())
+        rep = dict(info)
+        rep.update(_collect(board, build_dir))
+        for k in ("spram_candidates", "build_s", "bitstream", "built"):
+            rep[k] = stored.get(k)
         rep["cached"] = True
         progress(f"unchanged design: using the build in {build_dir}")
     else:

@@ -12,7 +12,7 @@ __all__ = ["print_report", "REPORT_KEYS"]
 
 #: printed first, in this order; the rest of the report follows
 REPORT_KEYS = ("board", "fpga", "design", "neurons", "inputs", "synapses", "clk_mhz", "target_mhz",
-               "fmax_mhz", "timing_met", "baud", "baud_divisor", "baud_error_pct",
+               "fmax_mhz", "timing_met", "critical_path", "baud", "baud_divisor", "baud_error_pct",
                "lc", "lut", "ff", "carry", "ebr", "spram", "dsp", "memories", "memories_in_logic",
                "leds", "pll", "build_s", "cached", "bitstream", "build_dir", "note")
 

@@ -12,7 +12,7 @@ import json
 import re
 
 __all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise", "memory_mapping",
-           "drop_spram_init", "memory_bits", "LOGIC_MEMORY_BITS",
+           "drop_spram_init", "memory_bits", "LOGIC_MEMORY_BITS", "critical_path",
            "RESOURCE_NAMES"]
 
 #: nextpnr cell types → report keys, per FPGA family
@@ -183,3 +183,32 @@ def memory_bits(rtlil: str) -> dict:
         for width, size, name in _MEMDECL_RE.findall(mod.group(2)):
             out[f"{module}.{name}"] = int(width) * int(size)
     return out
+
+
+def critical_path(report_json: str) -> str:
+    """One line on the worst clock-to-clock path of a nextpnr ``--report`` JSON:
+    its delay, logic levels, start and end cells, and the design source lines
+    it runs through (toolchain library files left out)."""
+    data = json.loads(report_json)
+    worst, worst_delay = None, -1.0
+    for cp in data.get("critical_paths", []):
+        if cp.get("from", "").startswith("<") or cp.get("to", "").startswith("<"):
+            continue                  # paths to and from pins are not the core clock's limit
+        delay = sum(p.get("delay", 0) for p in cp["path"])
+        if delay > worst_delay:
+            worst, worst_delay = cp, delay
+    if worst is None:
+        return "none"
+    path = worst["path"]
+    levels = sum(1 for p in path if p.get("type") == "logic")
+    srcs = []
+    for p in path:
+        for src in p.get("sources", []):
+            if "/share/" in src or "cells_map" in src or "arith_map" in src:
+                continue
+            short = "/".join(src.split("/")[-2:])
+            if short not in srcs:
+                srcs.append(short)
+    first, last = path[0]["from"]["cell"], path[-1]["to"]["cell"]
+    return (f"{worst_delay:.1f} ns, {levels} logic levels, {first} -> {last}"
+            + (f", via {' '.join(srcs)}" if srcs else ""))

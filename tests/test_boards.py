@@ -277,6 +277,38 @@ def test_summarise_ice40_and_ecp5():
     assert f["timing_met"] is False and f["fmax_mhz"] == 24.31
 
 
+# nextpnr --report of the stand-in build, trimmed to the ends of its worst clock path
+# (the middle of the path left out) and one path from a pin
+CRIT_JSON = (
+    '{"critical_paths": [{"from": "posedge clk", "path": [{"delay": 1.39, "from": {"cell": "design.rx'
+    '_busy_SB_DFFSR_Q_DFFLC", "port": "O"}, "to": {"cell": "design.rx_busy_SB_DFFSR_Q_DFFLC", "port":'
+    ' "O"}, "type": "clk-to-q"}, {"delay": 1.761, "from": {"cell": "design.rx_busy_SB_DFFSR_Q_DFFLC",'
+    ' "port": "O"}, "net": "design.rx_busy", "sources": ["/share/ice40/cells_map.v:6.21-6.22"], "to":'
+    ' {"cell": "design.rx_cnt_SB_DFFESR_Q_3_D_SB_LUT4_O_LC", "port": "I2"}, "type": "routing"}, {"del'
+    'ay": 1.205, "from": {"cell": "design.rx_cnt_SB_DFFESR_Q_3_D_SB_LUT4_O_LC", "port": "I2"}, "to": '
+    '{"cell": "design.rx_cnt_SB_DFFESR_Q_3_D_SB_LUT4_O_LC", "port": "O"}, "type": "logic"}, {"delay":'
+    ' 2.448, "from": {"cell": "design.rx_busy_SB_DFFSR_Q_D_SB_LUT4_I3_LC", "port": "O"}, "net": "desi'
+    'gn.rx_busy_SB_DFFSR_Q_D_SB_LUT4_I3_O", "sources": [], "to": {"cell": "design.rx_cnt_SB_DFFESR_Q_'
+    '3_DFFLC", "port": "CEN"}, "type": "routing"}, {"delay": 0.1, "from": {"cell": "design.rx_cnt_SB_'
+    'DFFESR_Q_3_DFFLC", "port": "CEN"}, "to": {"cell": "design.rx_cnt_SB_DFFESR_Q_3_DFFLC", "port": "'
+    'CEN"}, "type": "setup"}], "to": "posedge clk"}, {"from": "<async>", "path": [{"delay": 0, "from"'
+    ': {"cell": "rx_buf.buf0", "port": "D_IN_0"}, "to": {"cell": "rx_buf.buf0", "port": "D_IN_0"}, "t'
+    'ype": "source"}, {"delay": 3.15, "from": {"cell": "rx_buf.buf0", "port": "D_IN_0"}, "net": "i", '
+    '"sources": ["amaranth/lib/wiring.py:171"], "to": {"cell": "design.uart_rx_SB_LUT4_I3_LC", "port"'
+    ': "I3"}, "type": "routing"}, {"delay": 0.824, "from": {"cell": "design.uart_rx_SB_LUT4_I3_LC", "'
+    'port": "I3"}, "to": {"cell": "design.uart_rx_SB_LUT4_I3_LC", "port": "I3"}, "type": "setup"}], "'
+    'to": "posedge clk"}]}'
+)
+
+
+def test_critical_path_summary():
+    line = nrep.critical_path(CRIT_JSON)
+    # 1.39 + 1.761 + 1.205 + 2.448 + 0.1 ns; the pin path (<async>) is not the clock's limit
+    assert line == ("6.9 ns, 1 logic levels, design.rx_busy_SB_DFFSR_Q_DFFLC -> "
+                    "design.rx_cnt_SB_DFFESR_Q_3_DFFLC")
+    assert nrep.critical_path('{"critical_paths": []}') == "none"
+
+
 def test_check_report_rejects_failed_timing():
     rep = {"built": True, "fmax_mhz": 24.31, "target_mhz": 30.02, "timing_met": False, "build_dir": "x"}
     with pytest.raises(nb.BuildError, match="timing failed: Fmax 24.31 MHz < 30.02 MHz"):
