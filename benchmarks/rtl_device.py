@@ -45,7 +45,7 @@ __all__ = ["benchmark"]
 
 
 def benchmark(neurons=256, inputs=256, steps=1000, activity=0.05, seed=0, baud_div=4,
-              check=True, log=print) -> dict:
+              check=True, learn=False, log=print) -> dict:
     """Build, open, upload, run and check; returns the figures in seconds."""
     config = CoreConfig(neurons, inputs)
     out = {"neurons": neurons, "inputs": inputs, "steps": steps, "baud_div": baud_div}
@@ -55,6 +55,9 @@ def benchmark(neurons=256, inputs=256, steps=1000, activity=0.05, seed=0, baud_d
     out["build_s"] = time.perf_counter() - t0
 
     net = bench_network(neurons, inputs, seed)
+    if learn:
+        # amplitudes large enough that STDP visibly changes weights
+        net.stdp.a_plus, net.stdp.a_minus, net.stdp.jump_pre, net.stdp.jump_post = 24, 16, 96, 96
     rng = np.random.default_rng(seed + 1)
     x = rng.random((steps, inputs)) < activity
 
@@ -100,13 +103,15 @@ def main(argv=None):
     ap.add_argument("--baud-div", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-check", action="store_true", help="skip the golden-model comparison")
+    ap.add_argument("--learn", action="store_true",
+                    help="STDP amplitudes that change weights (default: the speed benchmark's network)")
     ap.add_argument("--cold", action="store_true",
                     help="build into an empty cache (measures the first build)")
     args = ap.parse_args(argv)
     if args.cold:
         os.environ["NEUROCOREX_CACHE"] = tempfile.mkdtemp(prefix="ncx-cold-")
     r = benchmark(args.neurons, args.inputs, args.steps, args.activity, args.seed, args.baud_div,
-                  check=not args.no_check, log=lambda msg: print(msg, flush=True))
+                  check=not args.no_check, learn=args.learn, log=lambda msg: print(msg, flush=True))
     print(f"rtl device, N={r['neurons']}, M={r['inputs']}, {r['steps']} steps, "
           f"{r['baud_div']} clocks per UART bit")
     print(f"  build (Verilog + Verilator, cached if 0.x s): {r['build_s']:8.1f} s")

@@ -33,7 +33,7 @@ def _design(kind):
     return Core
 
 
-def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core"):
+def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", extra_env=None):
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
     import cocotb_tools.runner as runner_mod
@@ -72,7 +72,8 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core"):
         stamp.write_text("ok\n")
     results = tmp_path / "results.xml"
     env = {"NCX_CONFIG": f"{config.neurons},{config.inputs},{config.weight_bits}",
-           "NCX_SEEDS": ",".join(map(str, seeds)), "NCX_STEPS": str(steps), "NCX_DESIGN": kind}
+           "NCX_SEEDS": ",".join(map(str, seeds)), "NCX_STEPS": str(steps), "NCX_DESIGN": kind,
+           **(extra_env or {})}
     runner.test(test_module="core_tb", hdl_toplevel="top", build_dir=build_dir,
                 test_dir=tmp_path, extra_env=env, results_xml=str(results),
                 timescale=("1ns", "1ps"), log_file=tmp_path / "sim.log")
@@ -94,6 +95,14 @@ def test_core_matches_golden_model(sim, tmp_path, monkeypatch):
     """Two small random networks per simulator."""
     pytest.importorskip("neurocorex.hdl.core")
     run_cocotb(sim, CoreConfig(6, 5, 7), [11, 12], 40, tmp_path, monkeypatch)
+
+
+def test_comparison_reports_a_wrong_reference(tmp_path, monkeypatch):
+    """The comparison is not vacuous: a reference with another w_shift is reported."""
+    pytest.importorskip("neurocorex.hdl.core")
+    log = run_cocotb("verilator", CoreConfig(6, 5, 7), [13], 20, tmp_path, monkeypatch,
+                     extra_env={"NCX_CORRUPT_REFERENCE": "1"})
+    assert "mismatch reported as it should be" in log
 
 
 SLOW_CASES = [

@@ -7,6 +7,8 @@ Verilator and Icarus.  Settings come from the environment:
 ``NCX_SEEDS``    comma-separated seeds; one random network each
 ``NCX_STEPS``    time steps per network
 ``NCX_DESIGN``   ``core`` (default) or ``regfile`` (the plumbing stand-in)
+``NCX_CORRUPT_REFERENCE``  if set, the reference is computed with a wrong
+                 ``w_shift`` and the test passes only if that is reported
 
 Each network is a :func:`neurocorex.sim.testnets.random_case` of the Verilog's
 shape.  The test uploads it over the ``bus`` stream, runs its schedule
@@ -158,9 +160,20 @@ async def core_matches_golden_model(dut):
                            weight_bits=config.weight_bits, steps=steps)
         runner.step_cycles = []
         got = await runner.run_case(case, fresh=(k == 0))
+        total += case.steps
+        if os.environ.get("NCX_CORRUPT_REFERENCE"):
+            # self-check of the comparison: a reference with a different
+            # w_shift (same case otherwise) must be reported as a mismatch
+            w_shift = address(config, Region.GLOBAL, 0)
+            case.image = [(a, (d + 1) % 9 if a == w_shift else d) for a, d in case.image]
+            try:
+                compare(case, got, reference(case))
+            except AssertionError as e:
+                dut._log.info("mismatch reported as it should be: %s", str(e)[:200])
+                continue
+            raise AssertionError("a corrupted reference was not reported")
         want = reference(case)
         compare(case, got, want)
-        total += case.steps
         cyc = runner.step_cycles
         dut._log.info("%s: %d steps, %d spikes bit-exact; step cycles min/mean/max %d/%.1f/%d",
                       case.name, case.steps, sum(map(len, want["spikes"])),
