@@ -115,8 +115,10 @@ def bench_network(neurons=256, inputs=256, seed=0, a_plus=0, a_minus=0):
     return net
 
 
-def _model_rate(net, inputs, warmup):
+def _model_rate(net, inputs, warmup, backend=None):
     with nx.connect("model", neurons=net.neurons, inputs=net.inputs) as dev:
+        if backend:
+            dev.model.backend = backend
         dev.load(net)
         dev.run(warmup, inputs[:warmup], progress=False)
         steps = inputs.shape[0] - warmup
@@ -129,8 +131,11 @@ def _model_rate(net, inputs, warmup):
 def benchmark(neurons=256, inputs=256, steps=4000, activity=0.05, seed=0, brian2=True, warmup=200):
     """Time steps per second of the golden model and of Brian2 (cython) on one network.
 
-    Returns a dict: ``model_steps_per_s``, ``model_activity``, ``brian2_steps_per_s``
-    (None if skipped), ``brian2_activity``, ``ratio`` (model / Brian2), ``note``.
+    Returns a dict: ``model_steps_per_s``, ``model_activity``, ``model_backend``,
+    ``model_numpy_steps_per_s`` (the numpy implementation of the same step),
+    ``brian2_steps_per_s`` (None if skipped), ``brian2_activity``, ``ratio``
+    (model / Brian2), ``note``.  The model's warm-up run also compiles (or loads from
+    Numba's cache) its step, so no compile time is timed on either side.
     """
     net = bench_network(neurons, inputs, seed)
     rng = np.random.default_rng(seed + 1)
@@ -138,8 +143,13 @@ def benchmark(neurons=256, inputs=256, steps=4000, activity=0.05, seed=0, brian2
     total = warmup + short + steps                 # Brian2's schedule; the model uses a prefix
     x = rng.random((total, inputs)) < activity
     m_rate, m_act, m_time, m_cpu = _model_rate(net, x[:warmup + steps], warmup)
+    np_steps = min(steps, 1000)
+    np_rate, np_act = _model_rate(net, x[:warmup + np_steps], warmup, backend="numpy")[:2]
+    from neurocorex.sim.model import CoreModel
+    backend = CoreModel(nx.CoreConfig(1, 0)).backend
     res = {"neurons": neurons, "inputs": inputs, "steps": steps, "input_activity": float(x.mean()),
-           "model_steps_per_s": m_rate, "model_activity": m_act, "model_seconds": m_time,
+           "model_backend": backend, "model_steps_per_s": m_rate, "model_activity": m_act,
+           "model_seconds": m_time, "model_numpy_steps_per_s": np_rate,
            "brian2_steps_per_s": None, "brian2_activity": None, "ratio": None}
     if not brian2:
         res["note"] = "Brian2 not run (disabled)"
@@ -286,7 +296,9 @@ def main(argv=None):
           f"{r['steps']} timed steps")
     runs = r.get("model_steps_per_s_runs")
     extra = f"; mean of {runs[0]:.0f} before and {runs[1]:.0f} after Brian2" if runs else ""
-    print(f"golden model: {r['model_steps_per_s']:9.0f} steps/s  (activity {r['model_activity']:.3f}{extra})")
+    print(f"golden model: {r['model_steps_per_s']:9.0f} steps/s  (activity {r['model_activity']:.3f}{extra}; "
+          f"{r['model_backend']} step)")
+    print(f"  numpy step: {r['model_numpy_steps_per_s']:9.0f} steps/s  (the same bits without Numba)")
     if r["brian2_steps_per_s"] is None:
         print(r["note"])
         return 0

@@ -3,9 +3,18 @@
 The model implements ``docs/spec.md`` with numpy integer arithmetic,
 vectorised over neurons.  The gateware is checked against it bit for bit, so
 every operation here is the specified one, in the specified order.
+
+Two implementations of one step give the same bits: ``numpy`` (vectorised,
+:meth:`CoreModel._step_numpy`) and ``numba`` (the loops of :func:`_step_loops`
+compiled by Numba, several times faster; used when Numba is installed).  The
+environment variable ``NEUROCOREX_MODEL_BACKEND`` (``numpy`` or ``numba``) or
+the attribute :attr:`CoreModel.backend` chooses; the tests run both against a
+scalar reference.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -19,6 +28,114 @@ __all__ = ["CoreModel", "StepCounters"]
 _V_LO, _V_HI = signed_range(V_BITS)
 _I_LO, _I_HI = signed_range(I_BITS)
 _T_HI = unsigned_range(TRACE_BITS)[1]
+
+
+def _step_loops(w, plastic, pre, learn, a_minus, a_plus, w_min, w_max, w_shift,
+                i_st, v_st, ref_st, alpha_i, alpha_v, v_rest, threshold, v_reset, t_ref,
+                x_tr, y_tr, alpha_pre, alpha_post, jump_pre, jump_post, events, spike):
+    """Phases 1-5 of docs/spec.md §3 as loops over scalars (compiled by Numba).
+
+    ``w``/``plastic`` are the stacked (N+M, N) synapse arrays, ``pre`` the rows with a
+    pre event, ``events`` the (N+M) bools ``[s(t-1), x(t)]``, ``x_tr`` the (N+M) pre
+    traces (neurons, then axons).  Updates ``w``, the state arrays, the traces and
+    ``spike`` in place; returns the number of spikes.
+    """
+    n = v_st.shape[0]
+    rows = w.shape[0]
+    # (1) integration with the weights of the step's start, then (2) depression
+    acc = np.zeros(n, np.int64)
+    for r in pre:
+        for j in range(n):
+            acc[j] += w[r, j]
+    if learn and len(pre) > 0:
+        dep = np.empty(n, np.int64)
+        for j in range(n):
+            dep[j] = (a_minus * y_tr[j] + 128) >> 8
+        for r in pre:
+            for j in range(n):
+                if plastic[r, j]:
+                    old = w[r, j]
+                    if old > w_min:
+                        nw = old - dep[j]
+                        w[r, j] = nw if nw > w_min else w_min
+    # (3) neurons; decay rounds toward zero: (x*a + (2^15-1 if x*a < 0)) >> 15
+    scale = 1 << w_shift
+    nspk = 0
+    for j in range(n):
+        prod = i_st[j] * alpha_i[j]
+        if prod < 0:
+            prod += 32767
+        cur = (prod >> 15) + acc[j] * scale
+        cur = -32768 if cur < -32768 else (32767 if cur > 32767 else cur)
+        i_st[j] = cur
+        if ref_st[j] > 0:
+            ref_st[j] -= 1
+            spike[j] = False
+            continue
+        u = v_st[j] - v_rest[j]
+        u = -32768 if u < -32768 else (32767 if u > 32767 else u)
+        prod = u * alpha_v[j]
+        if prod < 0:
+            prod += 32767
+        vv = v_rest[j] + (prod >> 15) + cur
+        vv = -32768 if vv < -32768 else (32767 if vv > 32767 else vv)
+        if vv >= threshold[j]:
+            spike[j] = True
+            vv = v_reset[j]
+            ref_st[j] = t_ref[j]
+            nspk += 1
+        else:
+            spike[j] = False
+        v_st[j] = vv
+    # (4) traces
+    for j in range(n):
+        tr = (x_tr[j] * alpha_pre) >> 15
+        if spike[j]:
+            tr += jump_pre
+        x_tr[j] = tr if tr < 255 else 255
+        tr = (y_tr[j] * alpha_post) >> 15
+        if spike[j]:
+            tr += jump_post
+        y_tr[j] = tr if tr < 255 else 255
+    for k in range(n, rows):
+        tr = (x_tr[k] * alpha_pre) >> 15
+        if events[k]:
+            tr += jump_pre
+        x_tr[k] = tr if tr < 255 else 255
+    # (5) potentiation with the new pre traces
+    if learn and nspk > 0:
+        posts = np.empty(nspk, np.int64)
+        c = 0
+        for j in range(n):
+            if spike[j]:
+                posts[c] = j
+                c += 1
+        for src in range(rows):
+            q = (a_plus * x_tr[src] + 128) >> 8
+            for c in range(nspk):
+                j = posts[c]
+                if plastic[src, j]:
+                    old = w[src, j]
+                    if old < w_max:
+                        nw = old + q
+                        w[src, j] = nw if nw < w_max else w_max
+    return nspk
+
+
+_KERNEL = None
+
+
+def _numba_kernel():
+    """``_step_loops`` compiled by Numba (cached on disk), or None without Numba."""
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:
+            _KERNEL = False
+        else:
+            _KERNEL = numba.njit(cache=True, nogil=True)(_step_loops)
+    return _KERNEL or None
 
 
 def _clip(a, lo, hi):
@@ -65,8 +182,13 @@ class CoreModel:
         Weight-to-current shift.
     """
 
+    #: ``"numba"`` or ``"numpy"``; both give the same bits (see the module docstring).
+    backend: str
+
     def __init__(self, config: CoreConfig):
         self.config = config
+        want = os.environ.get("NEUROCOREX_MODEL_BACKEND", "numba")
+        self.backend = "numba" if want == "numba" and _numba_kernel() is not None else "numpy"
         n, m = config.neurons, config.inputs
         # row s is source s: neuron s for s < N, axon s - N after
         self._w = np.zeros((n + m, n), np.int32)
@@ -145,10 +267,46 @@ class CoreModel:
         Returns the bool array of neurons that spiked in this step.
         """
         cfg = self.config
-        n = cfg.neurons
         x = np.zeros(cfg.inputs, bool) if inputs is None else np.asarray(inputs, bool)
         if x.shape != (cfg.inputs,):
             raise ShapeError(f"inputs must have shape ({cfg.inputs},), got {x.shape}")
+        if self.backend == "numba":
+            return self._step_numba(x)
+        return self._step_numpy(x)
+
+    def _step_numba(self, x):
+        n = self.config.neurons
+        events = np.concatenate((self.spikes, x))
+        pre = np.flatnonzero(events)
+        n_rec = int(np.count_nonzero(self.spikes))
+        p, st = self.params, self.stdp
+        i_st = np.array(self.i, np.int64)
+        v_st = np.array(self.v, np.int64)
+        ref_st = np.array(self.ref, np.int64)
+        x_tr = np.concatenate((self.pre_trace, self.input_trace)).astype(np.int64)
+        y_tr = np.array(self.post_trace, np.int64)
+        spike = np.zeros(n, bool)
+        prm = [np.asarray(p[k], np.int64) for k in
+               ("alpha_i", "alpha_v", "v_rest", "threshold", "v_reset", "t_ref")]
+        nspk = _numba_kernel()(
+            self._w, self._plastic, pre, bool(st["enabled"]), int(st["a_minus"]), int(st["a_plus"]),
+            int(st["w_min"]), int(st["w_max"]), int(self.w_shift), i_st, v_st, ref_st, *prm,
+            x_tr, y_tr, int(st["alpha_pre"]), int(st["alpha_post"]), int(st["jump_pre"]),
+            int(st["jump_post"]), events, spike)
+        self.i, self.v, self.ref = i_st, v_st, ref_st
+        self.pre_trace, self.input_trace = x_tr[:n], x_tr[n:]
+        self.post_trace = y_tr
+        self.spikes = spike
+        c = self.counters
+        c.steps += 1
+        c.spikes += int(nspk)
+        c.input_spikes += len(pre) - n_rec
+        c.syn_events += len(pre) * n
+        return spike
+
+    def _step_numpy(self, x):
+        cfg = self.config
+        n = cfg.neurons
         w, plastic = self._w, self._plastic
         # pre events: rows of the stacked arrays, neurons R then axons K (+N)
         pre = np.flatnonzero(np.concatenate((self.spikes, x)))

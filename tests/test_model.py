@@ -13,6 +13,7 @@ Two kinds of check:
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -25,12 +26,29 @@ ONE = 32768      # alpha = 1.0 in 1.15 fixed point
 HALF = 16384     # alpha = 0.5
 
 
+def _has_numba():
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True, params=["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    not _has_numba(), reason="Numba is not installed"))])
+def backend(request, monkeypatch):
+    """Every test runs on both implementations of the step."""
+    monkeypatch.setenv("NEUROCOREX_MODEL_BACKEND", request.param)
+    return request.param
+
+
 # -- helpers -------------------------------------------------------------------------
 
 def make_core(n, m, *, weight_bits=7, threshold=32767, v_reset=0, v_rest=0, alpha_v=0,
               alpha_i=0, t_ref=0, w_shift=0, **stdp):
     """A CoreModel with the given per-neuron parameters (scalars or lists)."""
     md = CoreModel(CoreConfig(n, m, weight_bits))
+    assert md.backend == os.environ["NEUROCOREX_MODEL_BACKEND"]
     for k, v in dict(threshold=threshold, v_reset=v_reset, v_rest=v_rest, alpha_v=alpha_v,
                      alpha_i=alpha_i, t_ref=t_ref).items():
         md.params[k][:] = v
