@@ -146,7 +146,9 @@ def benchmark(neurons=256, inputs=256, steps=4000, activity=0.05, seed=0, brian2
     np_steps = min(steps, 1000)
     np_rate, np_act = _model_rate(net, x[:warmup + np_steps], warmup, backend="numpy")[:2]
     from neurocorex.sim.model import CoreModel
-    backend = CoreModel(nx.CoreConfig(1, 0)).backend
+    probe = CoreModel(nx.CoreConfig(1, 0))
+    probe.step()
+    backend = probe.backend
     res = {"neurons": neurons, "inputs": inputs, "steps": steps, "input_activity": float(x.mean()),
            "model_backend": backend, "model_steps_per_s": m_rate, "model_activity": m_act,
            "model_seconds": m_time, "model_numpy_steps_per_s": np_rate,

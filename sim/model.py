@@ -183,12 +183,13 @@ class CoreModel:
     """
 
     #: ``"numba"`` or ``"numpy"``; both give the same bits (see the module docstring).
+    #: ``"numba"`` falls back to ``"numpy"`` at the first step if Numba is missing.
     backend: str
 
     def __init__(self, config: CoreConfig):
         self.config = config
-        want = os.environ.get("NEUROCOREX_MODEL_BACKEND", "numba")
-        self.backend = "numba" if want == "numba" and _numba_kernel() is not None else "numpy"
+        # Numba is imported at the first step, not here: opening a device stays quick
+        self.backend = os.environ.get("NEUROCOREX_MODEL_BACKEND", "numba")
         n, m = config.neurons, config.inputs
         # row s is source s: neuron s for s < N, axon s - N after
         self._w = np.zeros((n + m, n), np.int32)
@@ -271,7 +272,9 @@ class CoreModel:
         if x.shape != (cfg.inputs,):
             raise ShapeError(f"inputs must have shape ({cfg.inputs},), got {x.shape}")
         if self.backend == "numba":
-            return self._step_numba(x)
+            if _numba_kernel() is not None:
+                return self._step_numba(x)
+            self.backend = "numpy"
         return self._step_numpy(x)
 
     def _step_numba(self, x):

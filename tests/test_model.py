@@ -725,3 +725,12 @@ def test_run_equals_repeated_step():
     for t in range(50):
         assert (b.step(inputs[t]) == out[t]).all()
     assert _model_snapshot(a) == _model_snapshot(b)
+
+
+def test_without_numba_the_numpy_step_is_used(monkeypatch):
+    import neurocorex.sim.model as model_mod
+    monkeypatch.setattr(model_mod, "_KERNEL", False)       # as if `import numba` had failed
+    md = make_core(1, 1, threshold=10)
+    md.w_in[0, 0] = 10
+    assert md.step([1])[0]
+    assert md.backend == "numpy"
