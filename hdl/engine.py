@@ -50,8 +50,8 @@ class CommandEngine(wiring.Component):
     judged : In(stream of status), dropped : In(1)
         Deframer events, for the link counters.
     rd_addr, rd_data : frame buffer read port (one cycle latency).
-    release : Out(1)
-        Pulses when the engine is done with the buffered frame.
+    release, release_bank : Out(1), Out(1)
+        Pulse when the engine is done with the frame in that bank.
     tx : Out(stream of TxItem)
     bus, bus_resp, events, spikes : the core's streams.
     error : Out(1)
@@ -68,9 +68,10 @@ class CommandEngine(wiring.Component):
             "verdict": In(stream.Signature(Verdict)),
             "judged": In(stream.Signature(3, always_ready=True)),
             "dropped": In(1),
-            "rd_addr": Out(range(max_frame)),
+            "rd_addr": Out(range(2 * max_frame)),
             "rd_data": In(8),
             "release": Out(1),
+            "release_bank": Out(1),
             "tx": Out(stream.Signature(TxItem)),
             "bus": Out(stream.Signature(lay["bus"])),
             "bus_resp": In(stream.Signature(lay["bus_resp"])),
@@ -126,6 +127,7 @@ class CommandEngine(wiring.Component):
         seq = Signal(8)
         blen = Signal(16)
         owned = Signal()            # the current command came from the buffer
+        bank = Signal()             # ... from this bank of it
         hdr = Signal(64)            # payload bytes 0..7
         hc = Signal(4)
         ptr = Signal(range(self.max_frame + 1))
@@ -171,7 +173,8 @@ class CommandEngine(wiring.Component):
         def addr_of(reg, index):
             return Cat(Cat(index, Const(0, ib))[:ib], reg[:REGION_BITS])
 
-        m.d.comb += [self.rd_addr.eq(ptr),
+        m.d.comb += [self.rd_addr.eq(Mux(bank, self.max_frame, 0) + ptr[:len(self.rd_addr) - 1]),
+                     self.release_bank.eq(bank),
                      self.bus.payload.addr.eq(b_addr), self.bus.payload.wdata.eq(b_wdata),
                      self.bus.payload.write.eq(b_write)]
 
@@ -216,7 +219,7 @@ class CommandEngine(wiring.Component):
                 with m.If(self.verdict.valid):
                     v = self.verdict.payload
                     m.d.sync += [op.eq(v.op), seq.eq(v.seq), blen.eq(v.length), hc.eq(0),
-                                 ptr.eq(2), owned.eq(v.status == Err.OK)]
+                                 ptr.eq(2), owned.eq(v.status == Err.OK), bank.eq(v.bank)]
                     with m.If(v.status == Err.OK):
                         m.next = "LOAD"
                     with m.Else():

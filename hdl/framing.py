@@ -18,7 +18,7 @@ from .uart import RxByte
 __all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
 
 #: What the deframer reports for each delimited, non-empty frame.
-Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16})
+Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16, "bank": 1})
 #: Body byte for the framer, or (``close=1``) the end of the current frame.
 TxItem = data.StructLayout({"data": 8, "close": 1})
 
@@ -27,11 +27,13 @@ class Deframer(wiring.Component):
     """Receive frames into the frame buffer and judge them.
 
     Never stalls the receiver: every byte is taken in the cycle it arrives, so
-    the error counters do not depend on timing.  A good frame is stored and
-    the buffer stays *owned* until ``release``; bytes arriving meanwhile make
-    their frame an ``OVERRUN``.  Verdicts queue in a small FIFO; when it is
-    full a rejected frame's verdict is dropped (``dropped`` pulses) and a good
-    frame is turned into an overrun.
+    the error counters do not depend on timing.  The buffer has two banks: a
+    good frame is stored in one and that bank stays *owned* until ``release``,
+    while the next frame goes to the other bank (so a host may send the next
+    frame before the answer to the previous one).  A frame whose bank is still
+    owned is an ``OVERRUN``.  Verdicts queue in a small FIFO; when it is full a
+    rejected frame's verdict is dropped (``dropped`` pulses) and a good frame
+    is turned into an overrun.
 
     Parameters
     ----------
@@ -46,10 +48,11 @@ class Deframer(wiring.Component):
         Every verdict, in the cycle it is made, including dropped ones (for counters).
     dropped : Out(1)
     rd_addr, rd_data : In, Out
-        Synchronous read port of the frame buffer.
-    release : In(1)
-        The engine is done with the stored frame.
-    owned : Out(1)
+        Synchronous read port of the frame buffer; bank ``b`` starts at ``b * max_frame``.
+    release, release_bank : In(1), In(1)
+        The engine is done with the frame in ``release_bank``.
+    owned : Out(2)
+        Banks holding a frame for the engine.
     """
 
     def __init__(self, max_frame: int, fifo_depth: int = 4):
@@ -60,16 +63,18 @@ class Deframer(wiring.Component):
             "verdict": Out(stream.Signature(Verdict)),
             "judged": Out(stream.Signature(3, always_ready=True)),
             "dropped": Out(1),
-            "rd_addr": In(range(max_frame)),
+            "rd_addr": In(range(2 * max_frame)),
             "rd_data": Out(8),
             "release": In(1),
-            "owned": Out(1),
+            "release_bank": In(1),
+            "owned": Out(2),
         })
 
     def elaborate(self, platform):
         m = Module()
         mf = self.max_frame
-        m.submodules.buf = buf = Memory(shape=8, depth=mf, init=[])
+        m.submodules.buf = buf = Memory(shape=8, depth=2 * mf, init=[])
+        wbank = Signal()           # bank the frame being received goes to
         wp = buf.write_port()
         rp = buf.read_port()
         m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
@@ -97,7 +102,7 @@ class Deframer(wiring.Component):
             m.d.sync += seen.eq(1)
             with m.If(self.inp.payload.error):
                 m.d.sync += bad.eq(1)
-            with m.If(self.owned):
+            with m.If(self.owned.bit_select(wbank, 1)):
                 m.d.sync += overrun.eq(1)
             with m.If(esc):
                 m.d.sync += esc.eq(0)
@@ -120,8 +125,8 @@ class Deframer(wiring.Component):
                 m.d.sync += op.eq(dec)
             with m.If(count == 1):
                 m.d.sync += seq.eq(dec)
-            with m.If((count < mf) & ~self.owned & ~overrun):
-                m.d.comb += [wp.addr.eq(count), wp.data.eq(dec), wp.en.eq(1)]
+            with m.If((count < mf) & ~self.owned.bit_select(wbank, 1) & ~overrun):
+                m.d.comb += [wp.addr.eq(Mux(wbank, mf, 0) + count), wp.data.eq(dec), wp.en.eq(1)]
 
         # the verdict of the frame an END closes, in the protocol's order
         status = Signal(3)
@@ -146,10 +151,13 @@ class Deframer(wiring.Component):
         v = Signal(Verdict)
         m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
                      v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
-                     fifo.w_data.eq(v)]
+                     v.bank.eq(wbank), fifo.w_data.eq(v)]
         m.d.sync += self.dropped.eq(0)
+        owned_next = Signal(2)
+        m.d.comb += owned_next.eq(self.owned)
         with m.If(self.release):
-            m.d.sync += self.owned.eq(0)
+            m.d.comb += owned_next.bit_select(self.release_bank, 1).eq(0)
+        m.d.sync += self.owned.eq(owned_next)
         with m.If(is_end):
             m.d.sync += [count.eq(0), crc.eq(CRC_INIT), esc.eq(0), seen.eq(0), bad.eq(0),
                          overrun.eq(0)]
@@ -158,7 +166,7 @@ class Deframer(wiring.Component):
                 with m.If(fifo.w_rdy):
                     m.d.comb += fifo.w_en.eq(1)
                     with m.If(final == Err.OK):
-                        m.d.sync += self.owned.eq(1)
+                        m.d.sync += [self.owned.eq(owned_next | Mux(wbank, 2, 1)), wbank.eq(~wbank)]
                 with m.Else():
                     m.d.sync += self.dropped.eq(1)
         return m

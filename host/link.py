@@ -215,6 +215,47 @@ class ProtocolDevice(Device):
             self._pending.clear()
             self._raw_write(bytes((END,)))
 
+    def _command_pipelined(self, op: int, payloads) -> None:
+        """Send commands that may run in any order and be repeated (WRITE of disjoint
+        ranges), keeping two in flight: the device buffers a frame while it
+        executes the previous one, so the line does not idle between frames."""
+        window = 2
+        todo = [bytes(p) for p in payloads]
+        pending = {}                       # seq -> [frame, attempts]
+        while todo or pending:
+            while todo and len(pending) < window:
+                self._seq = (self._seq + 1) & 0xFF
+                frame = encode_frame(bytes((op, self._seq)) + todo.pop(0))
+                pending[self._seq] = [frame, 0]
+                self._raw_write(frame)
+            v = self._next_frame(self.timeout)
+            why, retry = None, []
+            if v is None:
+                why, retry = f"no answer within {self.timeout:g} s", list(pending)
+            elif v.status != Err.OK:
+                self.stats["bad_answers"] += 1
+                continue                    # the lost answer shows as a timeout
+            else:
+                kind, vseq, body = v.body[0], v.body[1], v.body[2:]
+                if vseq not in pending or not body or body[0] != op:
+                    self.stats["stale_answers"] += 1
+                    continue
+                if kind == Kind.ACK:
+                    del pending[vseq]
+                    continue
+                code = body[1] if kind == Kind.NAK and len(body) > 1 else None
+                if code not in LINK_ERRORS:
+                    text = ERROR_TEXT.get(Err(code), "unknown error") if code in set(Err) else "bad answer"
+                    raise ProtocolError(f"{self.name}: {_opname(op)} failed: {text} (code {code})", code)
+                why, retry = f"device rejected the frame: {ERROR_TEXT[Err(code)]}", [vseq]
+            for q in retry:
+                frame, attempts = pending[q]
+                if attempts >= self.retries:
+                    raise LinkError(f"{self.name}: {_opname(op)}: {why}")
+                pending[q][1] += 1
+                self.stats["resent"] += 1
+                self._raw_write(bytes((END,)) + frame)
+
     # -- bulk access ----------------------------------------------------------------------
 
     def write_words(self, region: Region, start: int, words) -> None:
@@ -222,11 +263,10 @@ class ProtocolDevice(Device):
         w = word_bytes(self.config, region)
         per = (max_payload(self.max_frame) - 4) // w
         words = [int(x) & ((1 << 8 * w) - 1) for x in words]
-        for k in range(0, len(words), per):
-            chunk = words[k:k + per]
-            payload = bytes((int(region),)) + (start + k).to_bytes(3, "little") + \
-                b"".join(x.to_bytes(w, "little") for x in chunk)
-            self._command(Op.WRITE, payload, idempotent=True)
+        payloads = [bytes((int(region),)) + (start + k).to_bytes(3, "little")
+                    + b"".join(x.to_bytes(w, "little") for x in words[k:k + per])
+                    for k in range(0, len(words), per)]
+        self._command_pipelined(Op.WRITE, payloads)
 
     def read_words(self, region: Region, start: int, count: int) -> list[int]:
         """Read ``count`` words of ``region`` from ``start`` (zero-extended)."""
