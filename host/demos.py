@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DeviceError, NeuroCoreXError
+from .errors import NeuroCoreXError
 from .network import Network
 
 __all__ = ["PatternTask", "make_pattern_task", "stdp_network", "run_stdp",
@@ -101,10 +101,12 @@ class PatternTask:
             kinds.append(bool(distractors and rng.random() < 0.5))
             t += self.width + int(rng.integers(*self.gap))
         starts, kinds = np.array(starts, np.int64), np.array(kinds, bool)
-        outside = max(steps - len(starts) * self.width, 1)
-        rate = np.full(self.inputs, self.rate)
-        for aff, n in ((self.afferents, (~kinds).sum()), (self.distractor, kinds.sum())):
-            rate[aff] = max(0.0, (self.rate * steps - n * (1.0 - self.drop)) / outside)
+        # per afferent: how many insertions silence it and give it its one spike
+        shown = np.zeros(self.inputs)
+        shown[self.afferents] += (~kinds).sum()
+        shown[self.distractor] += kinds.sum()
+        outside = np.maximum(steps - shown * self.width, 1)
+        rate = np.clip((self.rate * steps - shown * (1.0 - self.drop)) / outside, 0.0, 1.0)
         x = rng.random((steps, self.inputs)) < rate
         for s, is_d in zip(starts, kinds):
             aff, off = (self.distractor, self.distractor_offsets) if is_d else (self.afferents, self.offsets)
@@ -470,9 +472,9 @@ def run_digits(device: str = "model", seed: int = 0, subset: int | None = None,
 
 def _digits_plots(out, net, xte, pred):
     from . import plot
-    files = [plot.save(plot.weights(net.w_in, title="digits: quantised input weights (64 pixels x 10 classes)",
-                                    xlabel="class (output neuron)", ylabel="pixel"),
-                       os.path.join(out, "digits_weights.png"))]
+    fig = plot.weights(net.w_in, title="digits: quantised input weights (64 pixels x 10 classes)",
+                       xlabel="class (output neuron)", ylabel="pixel")
+    files = [plot.save(fig, os.path.join(out, "digits_weights.png"))]
     with open_for("model", net) as dev:
         dev.load(net)
         rows, ins = [], []
