@@ -73,6 +73,11 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
     results = tmp_path / "results.xml"
     env = {"NCX_CONFIG": f"{config.neurons},{config.inputs},{config.weight_bits}",
            "NCX_SEEDS": ",".join(map(str, seeds)), "NCX_STEPS": str(steps), "NCX_DESIGN": kind,
+           # only the test's own modules get pytest's assertion rewriting (by
+           # default cocotb rewrites every module imported, numba included, which
+           # costs seconds); the small networks run fastest on the numpy model
+           "COCOTB_REWRITE_ASSERTION_FILES": "core_tb.py streams.py",
+           "NEUROCOREX_MODEL_BACKEND": "numpy",
            **(extra_env or {})}
     runner.test(test_module="core_tb", hdl_toplevel="top", build_dir=build_dir,
                 test_dir=tmp_path, extra_env=env, results_xml=str(results),
