@@ -13,7 +13,9 @@ the last acknowledgement: frame headers, CRC, length, escapes, delimiters,
 acknowledgements and every idle bit time while the device works count as
 overhead.
 
-    python benchmarks/link_efficiency.py [--neurons 32 --inputs 32 --clk-hz 12e6 --baud 3e6]
+    python benchmarks/link_efficiency.py [--neurons 32 --inputs 32 --clk-hz 30e6 --baud 3e6]
+
+The defaults are the iCEBreaker build: 30 MHz, 3 Mbaud (10 clocks per bit).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--neurons", type=int, default=32)
     p.add_argument("--inputs", type=int, default=32)
-    p.add_argument("--clk-hz", type=float, default=12e6)
+    p.add_argument("--clk-hz", type=float, default=30e6)
     p.add_argument("--baud", type=float, default=3e6)
     p.add_argument("--core", choices=("real", "standin"), default="real")
     args = p.parse_args(argv)

@@ -235,3 +235,24 @@ def test_fuzz_python_engine_million_bytes():
 def test_regions_cover_the_regmap():
     cfg = CoreConfig(5, 3)
     assert region_size(cfg, Region.W_REC) == 25 and region_size(cfg, Region.W_IN) == 15
+
+
+def test_spec_section_5_matches_the_protocol_module():
+    import re
+    from pathlib import Path
+    text = Path(__file__).resolve().parent.parent.joinpath("docs", "spec.md").read_text()
+    sec = text[text.index("## 5. Link protocol"):]
+    ops = {int(v, 16): n for v, n in re.findall(r"^\| (0x[0-9A-F]{2}) \| ([A-Z_]+) \|", sec, re.M)}
+    assert ops == {int(o): o.name for o in Op}
+    kinds = {int(v, 16): n for n, v in re.findall(r"^\| ([A-Z]+) \| (0x[0-9A-F]{2}) \|", sec, re.M)}
+    assert kinds == {int(k): k.name for k in Kind}
+    errs = {int(v): n for v, n in re.findall(r"^\| (\d) \| ([A-Z_]+) \|", sec, re.M)}
+    assert errs == {int(e): e.name for e in Err if e != Err.OK}
+    table = sec[sec.index("| link counter |"):]
+    ctrs = {int(v): n for n, v in re.findall(r"^\| ([A-Z_]+) \((\d)\) \|", table, re.M)}
+    assert ctrs == {int(c): c.name for c in LinkCounter}
+    from neurocorex.protocol import CAPS_FIELDS, ResetFlag
+    assert "CRC-16/CCITT-FALSE" in sec and "0xC0" in sec and "0xDB" in sec
+    assert all(f.value in (1, 2, 4) for f in ResetFlag)
+    assert [n for n, _ in CAPS_FIELDS] == ["version", "neurons", "inputs", "weight_bits",
+                                           "max_frame", "clk_hz", "baud"]
