@@ -59,7 +59,8 @@ def test_read_timeout_and_buffers(echo):
     assert echo.read(4) == b"rest"
 
 
-def test_sleeps_when_idle_and_wakes(echo):
+def test_sleeps_when_idle_and_wakes():
+    echo = RTLSerial(CoreConfig(4, 2), baud_div=BAUD_DIV, top=EchoTop, timeout=10, idle_cycles=5000)
     echo.write(b"1")
     assert echo.read(1) == b"1"
     time.sleep(0.5)                     # the simulation goes to sleep here
@@ -80,3 +81,23 @@ def test_bad_arguments():
         RTLSerial(CoreConfig(4, 2), baud_div=1, top=EchoTop)
     with pytest.raises(UnsupportedError, match="backend"):
         RTLSerial(CoreConfig(4, 2), backend="nope", top=EchoTop)
+
+
+def test_real_top_answers_caps_at_the_pins():
+    """The full design, through its pins only: garbage, then a CAPS request, is answered."""
+    pytest.importorskip("neurocorex.hdl.top")
+    from neurocorex.protocol import Deframer, Err, Kind, Op, encode_frame, parse_caps
+    config = CoreConfig(8, 4)          # the shape the host device tests build too
+    with RTLSerial(config, baud_div=4, timeout=20) as port:
+        port.write(b"\x00\xffnoise\xdb")          # resynchronised by the next frame
+        port.write(encode_frame(bytes((Op.CAPS, 7))))
+        dfr, got = Deframer(), []
+        deadline = time.monotonic() + 60
+        while not any(v.status == Err.OK and v.body[1] == 7 for v in got):
+            assert time.monotonic() < deadline, f"no CAPS answer; frames so far: {got}"
+            got += dfr.feed(port.read(1))
+    ans = [v for v in got if v.status == Err.OK and v.body[1] == 7][-1]
+    assert ans.body[0] == Kind.ACK and ans.body[2] == Op.CAPS
+    caps = parse_caps(ans.body[3:])
+    assert (caps["neurons"], caps["inputs"], caps["weight_bits"]) == (8, 4, 7)
+    assert caps["clk_hz"] == 4 * caps["baud"] == 4 * port.baudrate
