@@ -235,10 +235,6 @@ class Core(wiring.Component):
         rot = Signal(range(B))                 # bank rotation of the row/column in flight
         base = Signal(range(geo.depth + geo.banks * C + 1))
         c = Signal(range(max(C, geo.row_groups) + 1))   # words issued in this row/column
-        pend = Signal()                        # a synapse read was issued last cycle
-        pend_c = Signal(range(max(C, 2)))
-        pend_base = Signal.like(base)
-        pend_qsel = Signal()
         col_g = Signal(range(geo.groups))         # group of the column in flight
         col_mask = Signal(L)                      # its spiking posts
         col_off = [Signal(range(geo.depth + 1), name=f"col_off{b}") for b in range(B)]
@@ -249,48 +245,93 @@ class Core(wiring.Component):
         drain = Signal(range(8))
         dv1 = Signal()                         # DPASS data valid
 
-        # ---- synapse word updates (shared by ROWS and POT) --------------------------------------
-        # amount per bank lane; rows: d of the post in that lane, columns: q of the bank's row
-        amount = [[Signal(TRACE_BITS, name=f"amt{b}_{l}") for l in range(L)] for b in range(B)]
-        lane_en = [[Signal(name=f"len{b}_{l}") for l in range(L)] for b in range(B)]
-        potentiate = Signal()
-        new_word = []
+        # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
+        # cycle x: issue a read of one word per bank (and of the accumulators and
+        # d, or of q); x+1: register the raw words; x+2: update them and add the
+        # old weights into the accumulators; x+3: write the words back if any
+        # changed.  Every decision comes from registers, so the memory outputs
+        # only drive registers and the update logic sits between two registers.
+        # With one port per bank a cycle either writes (the word read at x-3) or
+        # reads, which gives R R R W W W when every word changes and one read per
+        # clock when none does.
+        acc_rp, acc_wp = acc
+        col_mode = Signal()                         # potentiation (column) phase
+        iss = Signal()                              # issue a read this cycle
+        iss_addr = Signal(range(geo.depth + geo.banks * C + 1))
+        iss_c = Signal(range(max(C, 2)))
+        iss_qsel = Signal()
+        v0, v1, v2 = Signal(), Signal(), Signal()
+        rot0, rot1 = Signal(range(B)), Signal(range(B))
+        addr0, addr1, addr2 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(3))
+        c0, c1 = Signal.like(iss_c), Signal.like(iss_c)
+        qsel0 = Signal()
+        raw1 = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
+        acc1 = Signal(P * AW)
+        dep1 = Signal(P * TRACE_BITS)
+        q1 = Signal(B * TRACE_BITS)
+        words2 = [Signal(geo.width, name=f"words2_{b}") for b in range(B)]
+        changed2 = Signal()
+        drained = Signal()
+        m.d.comb += drained.eq(~v0 & ~v1 & ~v2)
+
+        m.d.sync += [v0.eq(iss), v1.eq(v0), v2.eq(v1)]
+        with m.If(iss):
+            m.d.sync += [rot0.eq(rot), addr0.eq(iss_addr), c0.eq(iss_c), qsel0.eq(iss_qsel)]
+        with m.If(v0):
+            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0), acc1.eq(acc_rp.data),
+                         dep1.eq(dep[0].data)] + [raw1[b].eq(s_rdata[b]) for b in range(B)]
+            if M:
+                m.d.sync += q1.eq(Mux(qsel0, q_in[0].data, q_rec[0].data))
+            else:
+                m.d.sync += q1.eq(q_rec[0].data)
+        with m.If(iss):
+            for b in range(B):
+                m.d.comb += s_raddr[b].eq(iss_addr + Mux(col_mode, col_off[b], 0))
+            m.d.comb += [acc_rp.addr.eq(iss_c), dep[0].addr.eq(iss_c)]
+
+        # stage 2: bank b holds post group / source row (b - rot) mod B of the access
+        rel = [Signal(range(B), name=f"rel{b}") for b in range(B)]
+        m.d.comb += [rel[b].eq((b - rot1)[:bb] if bb else 0) for b in range(B)]
+        dep_groups = Array(dep1[e * L * TRACE_BITS:(e + 1) * L * TRACE_BITS] for e in range(B))
+        q_arr = Array(q1[e * TRACE_BITS:(e + 1) * TRACE_BITS] for e in range(B))
         changed = []
         for b in range(B):
+            grp = Signal(L * TRACE_BITS, name=f"dgrp{b}")
+            qb = Signal(TRACE_BITS, name=f"q{b}")
+            m.d.comb += [grp.eq(dep_groups[rel[b]]), qb.eq(q_arr[rel[b]])]
             lanes_new = []
             for l in range(L):
-                word = s_rdata[b][l * SB:(l + 1) * SB]
-                nw, ch = synapse_update(m, cfg, word, amount[b][l], lane_en[b][l], potentiate,
-                                        regs["w_min"], regs["w_max"], name=f"su{b}_{l}")
+                amount = Mux(col_mode, qb, grp[l * TRACE_BITS:(l + 1) * TRACE_BITS])
+                enable = Mux(col_mode, col_mask[l], learn)
+                nw, ch = synapse_update(m, cfg, raw1[b][l * SB:(l + 1) * SB], amount, enable,
+                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{b}_{l}")
                 lanes_new.append(nw)
                 changed.append(ch)
-            new_word.append(Cat(*lanes_new))
-        any_changed = Signal()
-        m.d.comb += any_changed.eq(Cat(*changed).any())
+            with m.If(v1):
+                m.d.sync += words2[b].eq(Cat(*lanes_new))
+        with m.If(v1):
+            m.d.sync += [addr2.eq(addr1), changed2.eq(Cat(*changed).any())]
 
-        # rows: post-ordered view of the banks (post P*c + L*e + l sits in bank (rot+e) % B)
-        bank_arr = Array(s_rdata)
-        post_w = []      # P signed weights in post order
+        # rows: post-ordered view of the words (post P*c + L*e + l sits in bank (rot+e) % B)
+        raw_arr = Array(raw1)
+        post_w = []
         for e in range(B):
-            word = bank_arr[(rot + e)[:bb] if bb else 0]
+            word = Signal(geo.width, name=f"post_word{e}")
+            m.d.comb += word.eq(raw_arr[(rot1 + e)[:bb] if bb else 0])
             for l in range(L):
                 post_w.append(word[l * SB:l * SB + WB].as_signed())
-        dep_lanes = [dep[0].data[k * TRACE_BITS:(k + 1) * TRACE_BITS] for k in range(P)]
-        dep_groups = Array(Cat(*dep_lanes[e * L:(e + 1) * L]) for e in range(B))
-        q_word = Signal(B * TRACE_BITS)
-        if M:
-            m.d.comb += q_word.eq(Mux(pend_qsel, q_in[0].data, q_rec[0].data))
-        else:
-            m.d.comb += q_word.eq(q_rec[0].data)
-        q_arr = Array(q_word[e * TRACE_BITS:(e + 1) * TRACE_BITS] for e in range(B))
-        # which bank-relative group / row a bank holds: (b - rot) mod B
-        rel = [Signal(range(B), name=f"rel{b}") for b in range(B)]
-        m.d.comb += [rel[b].eq((b - rot)[:bb] if bb else 0) for b in range(B)]
+        acc_sum = Cat(*[(acc1[k * AW:(k + 1) * AW].as_signed() + post_w[k])[:AW] for k in range(P)])
+        with m.If(v1 & ~col_mode):
+            m.d.comb += [acc_wp.addr.eq(c1), acc_wp.data.eq(acc_sum), acc_wp.en.eq((1 << P) - 1)]
 
-        # accumulator update from the post-ordered weights
-        acc_rp, acc_wp = acc
-        acc_sum = Cat(*[(acc_rp.data[k * AW:(k + 1) * AW].as_signed() + post_w[k])[:AW]
-                        for k in range(P)])
+        # stage 3: write back
+        wr = Signal()
+        m.d.comb += wr.eq(v2 & changed2)
+        with m.If(wr):
+            for b in range(B):
+                m.d.comb += [s_waddr[b].eq(addr2 + Mux(col_mode, col_off[b], 0)),
+                             s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(words2[b])]
+        can_issue = Const(1) if self.dual_port else ~wr
 
         # ---- default port controls ----------------------------------------------------------------
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, dep, q_rec, slist]:
@@ -560,36 +601,18 @@ class Core(wiring.Component):
 
             with m.State("R_SETUP"):
                 hold_lists()
-                m.d.sync += pend.eq(0)
+                m.d.sync += col_mode.eq(0)
                 next_row()
 
             with m.State("R_RUN"):
                 hold_lists()
-                m.d.comb += potentiate.eq(0)
-                for b in range(B):
-                    grp = dep_groups[rel[b]]
-                    for l in range(L):
-                        m.d.comb += [amount[b][l].eq(grp[l * TRACE_BITS:(l + 1) * TRACE_BITS]),
-                                     lane_en[b][l].eq(learn)]
-                need_wr = pend & learn & any_changed
-                with m.If(pend):
-                    m.d.comb += [acc_wp.addr.eq(pend_c), acc_wp.data.eq(acc_sum),
-                                 acc_wp.en.eq((1 << P) - 1)]
-                with m.If(need_wr):
-                    for b in range(B):
-                        m.d.comb += [s_waddr[b].eq(pend_base), s_wen[b].eq((1 << L) - 1),
-                                     s_wdata[b].eq(new_word[b])]
-                can_issue = Const(1) if self.dual_port else ~need_wr
                 with m.If(can_issue & (c < C)):
-                    for b in range(B):
-                        m.d.comb += s_raddr[b].eq(base + c)
-                    m.d.comb += [acc_rp.addr.eq(c), dep[0].addr.eq(c)]
-                    m.d.sync += [pend.eq(1), pend_c.eq(c), pend_base.eq(base + c), c.eq(c + 1)]
-                with m.Elif(can_issue):
-                    m.d.sync += pend.eq(0)
-                    next_row()
-                with m.Else():
-                    m.d.sync += pend.eq(0)      # single port: this cycle writes
+                    m.d.comb += [iss.eq(1), iss_addr.eq(base + c), iss_c.eq(c)]
+                    m.d.sync += c.eq(c + 1)
+                with m.Elif(c == C):
+                    # a short row would read an accumulator before its update lands
+                    with m.If(drained | (li < n_rows) if C >= 2 else drained):
+                        next_row()
 
             with m.State("PASS"):
                 # issue reads for neuron/axon t; feed the units with last cycle's data
@@ -664,37 +687,21 @@ class Core(wiring.Component):
                     m.next = "C_SETUP"
 
             with m.State("C_SETUP"):
-                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), base.eq(0), c.eq(0), pend.eq(0)]
+                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), base.eq(0), c.eq(0), col_mode.eq(1)]
                 for b in range(B):
                     m.d.sync += col_off[b].eq(((b - col_g)[:bb] if bb else 0) * C + (col_g >> bb))
                 m.next = "C_RUN"
 
             with m.State("C_RUN"):
-                m.d.comb += potentiate.eq(1)
-                for b in range(B):
-                    for l in range(L):
-                        m.d.comb += [amount[b][l].eq(q_arr[rel[b]]),
-                                     lane_en[b][l].eq(col_mask[l])]
-                need_wr = pend & any_changed
-                with m.If(need_wr):
-                    for b in range(B):
-                        m.d.comb += [s_waddr[b].eq(pend_base + col_off[b]),
-                                     s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(new_word[b])]
-                can_issue = Const(1) if self.dual_port else ~need_wr
+                nq = geo.n_pad // B
                 with m.If(can_issue & (c < geo.row_groups)):
-                    for b in range(B):
-                        m.d.comb += s_raddr[b].eq(base + col_off[b])
-                    nq = geo.n_pad // B
-                    m.d.comb += q_rec[0].addr.eq(c)
+                    m.d.comb += [iss.eq(1), iss_addr.eq(base), iss_qsel.eq(c >= nq),
+                                 q_rec[0].addr.eq(c)]
                     if M:
                         m.d.comb += q_in[0].addr.eq(c - nq)
-                    m.d.sync += [pend.eq(1), pend_base.eq(base), pend_qsel.eq(c >= nq),
-                                 base.eq(base + B * C), c.eq(c + 1)]
-                with m.Elif(can_issue):
-                    m.d.sync += pend.eq(0)
+                    m.d.sync += [base.eq(base + B * C), c.eq(c + 1)]
+                with m.Elif((c == geo.row_groups) & drained):
                     m.next = "C_NEXT"
-                with m.Else():
-                    m.d.sync += pend.eq(0)
 
             with m.State("O_FETCH"):
                 m.d.comb += slist[0].addr.eq(li)
