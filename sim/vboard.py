@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import sys
 import threading
 
 from ..formats import CoreConfig
@@ -114,8 +113,9 @@ class LinkEngine:
             need(count >= 1 and count * w <= max_body(self.max_frame) - 3
                  and start + count <= region_size(cfg, region))
             out = bytearray()
+            mask = (1 << 8 * w) - 1
             for k in range(count):
-                out += (self.core.read(self._addr(region, start + k)) & ((1 << 8 * w) - 1)).to_bytes(w, "little")
+                out += (self.core.read(self._addr(region, start + k)) & mask).to_bytes(w, "little")
             self._ack(op, seq, bytes(out))
         elif op == Op.WRITE_MASK:
             need(P >= 6)
@@ -341,8 +341,3 @@ def serve_pty(board: VirtualBoard, *, ready=None, stop: threading.Event | None =
     finally:
         os.close(master)
         os.close(slave)
-
-
-def _print_flush(*a):
-    print(*a)
-    sys.stdout.flush()

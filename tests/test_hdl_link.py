@@ -8,7 +8,6 @@ stand-in written in Python.  Both must send the same bytes.
 
 import random
 
-import pytest
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory

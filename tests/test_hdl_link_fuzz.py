@@ -9,7 +9,6 @@ the Python engine.
 """
 
 import random
-import time
 
 import pytest
 

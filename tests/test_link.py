@@ -299,6 +299,33 @@ def test_serve_command_tcp():
             proc.wait()
 
 
+def test_serve_command_rtl_backend():
+    """The simulated RTL behind a TCP port gives the model's spikes."""
+    try:
+        from neurocorex.sim.verilog import verilator_executable
+        verilator_executable()
+    except Exception as e:
+        pytest.skip(f"no RTL simulator: {e}")
+    proc, line = _start_serve(["--backend", "rtl", "--port", "0", "--once", "-N", "8", "-M", "4"])
+    try:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert m, line + (proc.stderr.read() if proc.poll() is not None else "")
+        net = small_net()
+        inp = np.random.default_rng(2).random((25, 4)) < 0.5
+        with nx.connect(f"socket://127.0.0.1:{m.group(1)}", timeout=60) as dev:
+            assert dev.info()["board"] == "sim"
+            dev.load(net)
+            a = dev.run(25, inp)
+        ref = nx.connect("model", neurons=8, inputs=4)
+        ref.load(net)
+        np.testing.assert_array_equal(a.spikes, ref.run(25, inp).spikes)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_serve_command_pty():
     proc, line = _start_serve(["--pty", "-N", "8", "-M", "4"])
     try:

@@ -114,7 +114,7 @@ def fuzz_items(state, n_items):
     """Pieces of hostile traffic, each ending in END, with what the device must count:
     ``(bytes, rejected_chunks, opcode_errors, arg_errors, good_frames)``."""
     rng = state.rng
-    cfg, mf = state.config, state.max_frame
+    mf = state.max_frame
     out = []
     for _ in range(n_items):
         kind = rng.randrange(8)
