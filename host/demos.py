@@ -210,9 +210,12 @@ def run_stdp(device: str = "model", seed: int = 0, out: str | None = "out",
 
     Returns
     -------
-    dict with ``before`` and ``after`` (hit rate, false alarms for the output
-    neuron), ``learn_steps``, ``learn_seconds``, ``pattern_shown`` (times the
-    pattern appeared while learning), ``weights_before``/``weights_after``,
+    dict with ``before`` and ``after`` (hit rate, false alarms and distractor
+    rate of the output neuron, see :meth:`PatternTask.score`),
+    ``learn_steps``, ``learn_seconds``, ``pattern_shown`` (times the pattern
+    appeared while learning), ``settled_step`` (the first weight snapshot by
+    which 90 % of the total weight change was done), ``weights_before`` /
+    ``weights_after``, ``history`` (snapshot steps, input weights of neuron 0),
     ``files`` and the ``task``.
     """
     if progress is None:
@@ -250,9 +253,14 @@ def run_stdp(device: str = "model", seed: int = 0, out: str | None = "out",
         rec_after = dev.run(test_steps, x_test, progress=False).spikes
         w_after = dev.read_weights()[1]
         res["after"] = {k: float(v[0]) for k, v in task.score(rec_after, starts_test, dis_test).items()}
+    times, history = np.array(times), np.array(history)
+    # learning time: the first snapshot after which 90 % of the total weight change is done
+    left = np.abs(history - history[-1]).sum(1)
+    settled = int(times[np.flatnonzero(left <= 0.1 * max(left[0], 1))[0]])
     res.update(learn_steps=learn_steps, learn_seconds=learn_s, pattern_shown=len(starts_learn),
+               settled_step=settled,
                weights_before=w_before, weights_after=w_after,
-               history=(np.array(times), np.array(history)), files=[])
+               history=(times, history), files=[])
     if out:
         res["files"] = _stdp_plots(out, task, x_test, starts_test, dis_test, rec_before, rec_after,
                                    w_before, w_after, res["history"])
@@ -265,17 +273,18 @@ def _stdp_plots(out, task, x, starts, dis, before, after, w_before, w_after, his
     from . import plot
     files = []
     # a window holding a few patterns, the same one before and after learning
-    span = 700
-    first = int(starts[0]) - 40 if len(starts) else 0
+    span = 1000
+    first = int(min(starts[0], dis[0] if len(dis) else starts[0])) - 40 if len(starts) else 0
     a = max(0, min(first, x.shape[0] - span))
     b = a + span
-    spans = [(s - a, s - a + task.width) for s in starts if a <= s < b]
+    spans = {"pattern": [(s - a, s - a + task.width) for s in starts if a <= s < b],
+             "distractor": [(s - a, s - a + task.width) for s in dis if a <= s < b]}
     hl = np.zeros(task.inputs, bool)
     hl[task.afferents] = True
     for name, rec in (("before", before), ("after", after)):
         fig = plot.raster(rec[a:b], x[a:b], t0=a, spans=spans, highlight=hl,
-                          title=f"{name} learning: input spikes (pattern afferents blue, "
-                                f"pattern shown in orange) and output spikes")
+                          title=f"{name} learning: output spikes (top) and input spikes "
+                                f"(pattern afferents in blue)")
         files.append(plot.save(fig, os.path.join(out, f"stdp_raster_{name}.png")))
     # rows: pattern afferents by their offset in the pattern, then the others
     order = np.concatenate([task.afferents[np.argsort(task.offsets, kind="stable")],
@@ -300,12 +309,12 @@ def _stdp_summary(r):
     print(f"STDP pattern demo on {r['device']} (seed {r['seed']}): "
           f"{r['task'].inputs} afferents, pattern of {len(r['task'].afferents)} afferents "
           f"over {r['task'].width} steps in Poisson noise")
-    print(f"  before learning: hit rate {b['hit_rate']:.2f}, false alarms "
-          f"{b['false_alarms_per_1000']:.2f} per 1000 steps ({b['false_alarm_windows']:.1%} of windows)")
-    print(f"  after learning:  hit rate {a['hit_rate']:.2f}, false alarms "
-          f"{a['false_alarms_per_1000']:.2f} per 1000 steps ({a['false_alarm_windows']:.1%} of windows)")
+    for name, d in (("before learning", b), ("after learning: ", a)):
+        print(f"  {name} hit rate {d['hit_rate']:.2f}, false alarms "
+              f"{d['false_alarms_per_1000']:.2f} per 1000 steps ({d['false_alarm_windows']:.1%} of "
+              f"pattern-free windows), distractor pattern {d['distractor_rate']:.2f}")
     print(f"  learning: {r['learn_steps']} steps ({r['pattern_shown']} pattern presentations), "
-          f"{r['learn_seconds']:.1f} s wall time")
+          f"90% of the weight change done by step {r['settled_step']}, {r['learn_seconds']:.1f} s wall time")
     for f in r["files"]:
         print(f"  wrote {f}")
 

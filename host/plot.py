@@ -42,9 +42,15 @@ def _spikes2d(name, value):
     return arr
 
 
-def _spans(ax, spans, t0, dt, color):
-    for start, stop in spans or ():
-        ax.axvspan(t0 + start * dt, t0 + stop * dt, color=color, alpha=0.18, lw=0)
+_SPAN_COLOURS = ("tab:orange", "tab:purple", "tab:green", "tab:cyan")
+
+
+def _spans(ax, spans, t0, dt, legend):
+    groups = spans if isinstance(spans, dict) else {None: spans or ()}
+    for (label, group), colour in zip(groups.items(), _SPAN_COLOURS * 4):
+        for n, (start, stop) in enumerate(group):
+            ax.axvspan(t0 + start * dt, t0 + stop * dt, color=colour, alpha=0.2, lw=0,
+                       label=label if (legend and n == 0 and label) else None)
 
 
 def raster(spikes, inputs=None, *, t0: float = 0.0, dt: float = 1.0, spans=None,
@@ -59,8 +65,9 @@ def raster(spikes, inputs=None, *, t0: float = 0.0, dt: float = 1.0, spans=None,
         Input spikes of the same run; drawn in a panel below the outputs.
     t0, dt : float
         Time of row 0 and time per row, for the x axis.
-    spans : list of (start, stop), optional
-        Row intervals to shade (e.g. where a pattern was shown).
+    spans : list of (start, stop), or dict of label -> list, optional
+        Row intervals to shade (e.g. where a pattern was shown); a dict
+        shades each group in its own colour and adds a legend.
     title : str, optional
     unit : str
         Label of the time unit.
@@ -95,7 +102,9 @@ def raster(spikes, inputs=None, *, t0: float = 0.0, dt: float = 1.0, spans=None,
             colors = np.full(len(n), "tab:red", dtype=object)
         ax.scatter(t0 + t * dt, n, s=ms, marker="|" if arr.shape[1] <= 16 else ".",
                    c=list(colors), linewidths=1.2)
-        _spans(ax, spans, t0, dt, "tab:orange")
+        _spans(ax, spans, t0, dt, legend=label == "outputs")
+        if label == "outputs" and isinstance(spans, dict):
+            ax.legend(loc="upper right", fontsize="small")
         ax.set_ylabel(f"{label}\n(index)")
         ax.set_ylim(-0.5, arr.shape[1] - 0.5)
         if arr.shape[1] <= 16:
