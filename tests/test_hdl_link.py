@@ -440,3 +440,46 @@ def test_second_frame_may_arrive_before_the_first_answer():
     assert got[0] == answers[0] + overrun
     ctr = frames_of(got[1])[0][2][1:]
     assert int.from_bytes(ctr[4 * LinkCounter.OVERRUNS:4 * LinkCounter.OVERRUNS + 4], "little") == 1
+
+
+def test_top_level_at_the_pins():
+    """NeuroCoreTop: a CAPS frame as UART bits on uart_rx, the answer decoded
+    from uart_tx; the LEDs light up."""
+    from neurocorex.hdl.top import NeuroCoreTop
+    top = NeuroCoreTop(CFG, clk_hz=4_000_000, baud=1_000_000, board="pins",
+                       core=StandInCore(CFG), max_frame=64)
+    div = top.divisor
+    frame = cmd(Op.CAPS, 9)
+    got = bytearray()
+    seen = {}
+
+    async def host(ctx):
+        await ctx.tick().repeat(10)
+        for b in frame:
+            for bit in [0] + [(b >> i) & 1 for i in range(8)] + [1]:
+                ctx.set(top.uart_rx, bit)
+                await ctx.tick().repeat(div)
+        seen["activity"] = ctx.get(top.led_activity)
+        while len(Deframer(255).feed(bytes(got))) < 1:
+            for _ in range(5000):
+                if not ctx.get(top.uart_tx):
+                    break
+                await ctx.tick()
+            else:
+                raise AssertionError("no answer on uart_tx")
+            await ctx.tick().repeat(div // 2)
+            byte = 0
+            for i in range(8):
+                await ctx.tick().repeat(div)
+                byte |= ctx.get(top.uart_tx) << i
+            await ctx.tick().repeat(div)
+            got.append(byte)
+
+    sim = Simulator(top)
+    sim.add_clock(1 / 4e6)
+    sim.add_testbench(host)
+    sim.run()
+    kind, seq, rest = frames_of(bytes(got))[0]
+    assert (kind, seq, rest[0]) == (Kind.ACK, 9, Op.CAPS)
+    assert rest[1:] == caps_payload(CFG, max_frame=64, clk_hz=4_000_000, baud=1_000_000, board="pins")
+    assert seen["activity"] == 1
