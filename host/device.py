@@ -159,7 +159,10 @@ class Device:
         m, M = self.net.inputs, self.config.inputs
         full = np.zeros((steps, M), bool)
         if inputs is not None:
-            arr = np.asarray(inputs)
+            try:
+                arr = np.asarray(inputs)
+            except ValueError:          # ragged nested lists
+                raise ShapeError(f"inputs must have shape ({steps}, {m})") from None
             if arr.dtype != bool:
                 if not np.issubdtype(arr.dtype, np.number) or np.any((arr != 0) & (arr != 1)):
                     raise ShapeError("inputs must be boolean (0/1) spikes")

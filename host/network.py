@@ -227,6 +227,13 @@ class Network:
         elif name == "w_shift":
             lo, hi = self.config.param_range("w_shift")
             object.__setattr__(self, name, check_int("w_shift", value, lo, hi))
+        elif name == "dt":          # checked here too, or save() would write an unloadable file
+            if isinstance(value, (bool, np.bool_)) or not (isinstance(value, (int, float)) and value > 0
+                                                           and math.isfinite(value)):
+                raise RangeError(f"dt must be a positive number of ms, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        elif name == "v_scale":
+            object.__setattr__(self, name, check_int("v_scale", value, 1, 32767))
         else:
             object.__setattr__(self, name, value)
 

@@ -45,7 +45,7 @@ def test_set_neurons_quantises_and_reports_the_error():
     assert net.alpha_v.tolist() == [29650, 29650]
     exact = 32768 * math.exp(-0.1)
     assert err == pytest.approx(abs(29650 - exact) / exact, rel=1e-9)
-    assert err < 2 ** -16 * math.exp(0.1) * 10 / 1     # the spec's bound on tau's relative error
+    assert abs(29650 - exact) <= 0.5                    # at most 2^-16 of 1.0 (spec §4)
     err = net.set_neurons(threshold=0.5004)
     # 0.5004 * 1024 = 512.41 -> 512; (0.5 - 0.5004) / 0.5004 = 7.99e-4
     assert net.threshold.tolist() == [512, 512]
@@ -112,6 +112,10 @@ BAD_ASSIGNMENTS = [
     ("w_shift", 9, RangeError, r"w_shift.*\[0, 8\]"),
     ("w_shift", 1.5, RangeError, r"w_shift.*\[0, 8\]"),
     ("w_shift", float("nan"), RangeError, r"w_shift.*\[0, 8\]"),
+    ("dt", -1.0, RangeError, r"dt must be a positive number"),
+    ("dt", float("inf"), RangeError, r"dt must be a positive number"),
+    ("v_scale", 0, RangeError, r"v_scale.*\[1, 32767\]"),
+    ("v_scale", 100.5, RangeError, r"v_scale.*\[1, 32767\]"),
 ]
 
 
@@ -385,6 +389,8 @@ def test_device_rejects_bad_use_and_keeps_its_state():
             dev.run(4, np.zeros((3, 2), bool))
         with pytest.raises(ShapeError, match="boolean"):
             dev.run(3, np.full((3, 2), np.nan))
+        with pytest.raises(ShapeError, match=r"inputs must have shape \(2, 2\)"):
+            dev.run(2, [[1, 0], [1]])
         with pytest.raises(RangeError, match=r"steps.*\[0, 2147483647\]"):
             dev.run(-1)
         with pytest.raises(RangeError, match="steps"):
