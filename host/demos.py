@@ -473,17 +473,28 @@ def run_digits(device: str = "model", seed: int = 0, subset: int | None = None,
     elif subset is not None:
         res["compared"] = 0
     if out:
-        res["files"] = _digits_plots(out, net, xte, pred)
+        res["files"] = _digits_plots(out, net, xte, yte, pred)
     if not quiet:
         _digits_summary(res)
     return res
 
 
-def _digits_plots(out, net, xte, pred):
+def _digits_plots(out, net, xte, yte, pred):
     from . import plot
     fig = plot.weights(net.w_in, title="digits: quantised input weights (64 pixels x 10 classes)",
                        xlabel="class (output neuron)", ylabel="pixel")
     files = [plot.save(fig, os.path.join(out, "digits_weights.png"))]
+    # the same weights as one 8x8 map per output neuron
+    fig = plot._figure((11, 2.0))
+    axes = fig.subplots(1, 10)
+    for c, ax in enumerate(axes):
+        im = ax.imshow(net.w_in[:, c].reshape(8, 8), cmap="RdBu_r", vmin=-64, vmax=64)
+        ax.set_title(f"neuron {c}", fontsize="small")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="weight")
+    fig.suptitle("digits: input weights of each output neuron as an 8x8 image")
+    files.append(plot.save(fig, os.path.join(out, "digits_weight_maps.png")))
     with open_for("model", net) as dev:
         dev.load(net)
         rows, ins = [], []
@@ -495,8 +506,9 @@ def _digits_plots(out, net, xte, pred):
     spikes, inputs = np.concatenate(rows), np.concatenate(ins)
     spans = [(i * DIGIT_STEPS, (i + 1) * DIGIT_STEPS) for i in range(0, 8, 2)]
     fig = plot.raster(spikes, inputs, spans=spans,
-                      title="digits: 8 test digits, 16 steps each (predicted: "
-                            + " ".join(str(p) for p in pred[:8]) + ")")
+                      title="digits: 8 test digits, 16 steps each; predicted "
+                            + " ".join(str(p) for p in pred[:8]) + ", true "
+                            + " ".join(str(t) for t in yte[:8]))
     files.append(plot.save(fig, os.path.join(out, "digits_raster.png")))
     return files
 

@@ -114,7 +114,7 @@ def test_digits_accuracy_on_model(digits_run):
 
 
 def test_digits_plots_written(digits_run):
-    assert len(digits_run["files"]) == 2
+    assert len(digits_run["files"]) == 3
     for f in digits_run["files"]:
         _png_ok(f)
 
