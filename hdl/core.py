@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 
 from ..formats import (CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS,
-                       TRACE_BITS, V_BITS, signed_range)
+                       TRACE_BITS, V_BITS, DECAY_ONE, signed_range)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits, field_index
 from .divider import ConstDivider
 from .geometry import Geometry
@@ -102,11 +102,11 @@ class Core(wiring.Component):
         md["dep"] = MemoryData(shape=unsigned(geo.posts * TRACE_BITS), depth=geo.cols, init=[])
         md["q_rec"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
                                  depth=geo.n_pad // geo.banks, init=[])
-        md["slist"] = MemoryData(shape=unsigned(_bits(n)), depth=n, init=[])
+        # spike list (entries 0..N-1) and input event list (entries N..N+M-1) share a RAM
+        md["slist"] = MemoryData(shape=unsigned(_bits(max(n, m))), depth=n + m, init=[])
         if m:
-            md["itrace"] = MemoryData(shape=unsigned(TRACE_BITS), depth=m, init=[])
-            md["ibit"] = MemoryData(shape=unsigned(1), depth=m, init=[])
-            md["elist"] = MemoryData(shape=unsigned(_bits(m)), depth=m, init=[])
+            # lanes: input trace, "axon k spiked in the step being collected"
+            md["itrace"] = MemoryData(shape=unsigned(16), depth=m, init=[])
             md["q_in"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
                                     depth=geo.m_pad // geo.banks, init=[])
         #: initial values of the STDP and global registers and of the number of
@@ -144,7 +144,7 @@ class Core(wiring.Component):
         q_rec = mem("q_rec", granularity=TRACE_BITS)
         slist = mem("slist")
         if M:
-            itrace, ibit, elist = mem("itrace"), mem("ibit"), mem("elist")
+            itrace = mem("itrace", granularity=8)
             q_in = mem("q_in", granularity=TRACE_BITS)
 
         # synapse banks; single port: one address, read whenever not writing
@@ -185,7 +185,7 @@ class Core(wiring.Component):
         m.submodules.nu = nu = NeuronUnit(AW, _bits(N))
         m.d.comb += nu.params.eq(sp)
         if M:
-            m.submodules.tu = tu = TraceUnit(_bits(M))
+            m.submodules.tu = tu = TraceUnit(_bits(max(N, M)))
             m.d.comb += tu.params.eq(sp)
         m.submodules.div = div = ConstDivider(IB, N)
 
@@ -337,7 +337,7 @@ class Core(wiring.Component):
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, dep, q_rec, slist]:
             m.d.comb += rp.en.eq(1)
         if M:
-            for rp, wp in (itrace, ibit, elist, q_in):
+            for rp, wp in (itrace, q_in):
                 m.d.comb += rp.en.eq(1)
 
         def bus_done(value=0):
@@ -366,13 +366,14 @@ class Core(wiring.Component):
                 to = tu.out.payload
                 with m.If(tu.out.valid):
                     m.d.comb += [
-                        itrace[1].addr.eq(to.tag), itrace[1].data.eq(to.x), itrace[1].en.eq(1),
+                        # the new trace; the axon's event flag is cleared for the next step
+                        itrace[1].addr.eq(to.tag), itrace[1].data.eq(to.x), itrace[1].en.eq(0b11),
                         q_in[1].addr.eq(to.tag >> bb), q_in[1].data.eq(to.q.replicate(B)),
                         q_in[1].en.eq(1 << to.tag[:bb] if bb else 1),
                     ]
 
         # ---- the controller -------------------------------------------------------------------------
-        step_states = ("START", "DPASS", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
+        step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
                        "C_NEXT", "C_MERGE", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
         with m.FSM(name="ctrl") as fsm:
             # -- idle: events and bus requests --------------------------------------------------
@@ -385,7 +386,7 @@ class Core(wiring.Component):
                         m.next = "START"
                     if M:
                         with m.Elif(ev.index < M):
-                            m.d.comb += [ibit[0].addr.eq(ev.index)]
+                            m.d.comb += [itrace[0].addr.eq(ev.index)]
                             m.d.sync += tag1.eq(ev.index)
                             m.next = "E_CHECK"
                 with m.Else():
@@ -400,10 +401,11 @@ class Core(wiring.Component):
 
             if M:
                 with m.State("E_CHECK"):
-                    with m.If(ibit[0].data == 0):
-                        m.d.comb += [ibit[1].addr.eq(tag1), ibit[1].data.eq(1), ibit[1].en.eq(1),
-                                     elist[1].addr.eq(n_k), elist[1].data.eq(tag1),
-                                     elist[1].en.eq(1)]
+                    with m.If(itrace[0].data[8] == 0):
+                        m.d.comb += [itrace[1].addr.eq(tag1), itrace[1].data.eq(1 << 8),
+                                     itrace[1].en.eq(0b10),
+                                     slist[1].addr.eq(N + n_k), slist[1].data.eq(tag1),
+                                     slist[1].en.eq(1)]
                         m.d.sync += n_k.eq(n_k + 1)
                     m.next = "IDLE"
 
@@ -465,7 +467,7 @@ class Core(wiring.Component):
                         with m.Case(Region.INPUT_TRACE):
                             if M:
                                 with m.If(b_write):
-                                    m.d.comb += [itrace[1].data.eq(b_wdata[:8]), itrace[1].en.eq(1)]
+                                    m.d.comb += [itrace[1].data.eq(b_wdata[:8]), itrace[1].en.eq(0b01)]
                                 with m.Else():
                                     m.next = "B_READ"
                         with m.Case(Region.STDP):
@@ -520,7 +522,7 @@ class Core(wiring.Component):
                                 m.d.sync += rdata.eq(traces[0].data[8:])
                     if M:
                         with m.Case(Region.INPUT_TRACE):
-                            m.d.sync += rdata.eq(itrace[0].data)
+                            m.d.sync += rdata.eq(itrace[0].data[:8])
             with m.State("CLEAR"):
                 # CONTROL: zero V, I, ref, traces and pending spikes; clear the counters
                 with m.If(t < N):
@@ -530,7 +532,7 @@ class Core(wiring.Component):
                                  traces[1].addr.eq(t), traces[1].data.eq(0), traces[1].en.eq(0b11)]
                 if M:
                     with m.If(t < M):
-                        m.d.comb += [itrace[1].addr.eq(t), itrace[1].data.eq(0), itrace[1].en.eq(1)]
+                        m.d.comb += [itrace[1].addr.eq(t), itrace[1].data.eq(0), itrace[1].en.eq(0b01)]
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T - 1):
                     m.d.sync += [n_r.eq(0), dirty.eq(1)] + [x.eq(0) for x in cnt]
@@ -554,12 +556,35 @@ class Core(wiring.Component):
                     m.d.comb += traces[0].addr.eq(t)
                     m.d.sync += [t.eq(t + 1), tag1.eq(t)]
                 m.d.sync += dv1.eq(t < N)
-                with m.If(dv1):
-                    y = traces[0].data[8:]
+                y = traces[0].data[8:]
+                if M:
+                    # borrow the input trace unit and its multiplier: with alpha = 1.0
+                    # and no jump it passes y through and returns stdp_delta(A-, y)
+                    m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
+                                 tu.params.a_plus.eq(regs["a_minus"]),
+                                 tu.inp.valid.eq(dv1), tu.inp.payload.tag.eq(tag1),
+                                 tu.inp.payload.x.eq(y), tu.inp.payload.spike.eq(0)]
+                    d_valid, d_tag, d = tu.out.valid, tu.out.payload.tag, tu.out.payload.q
+                else:
+                    d_valid, d_tag = dv1, tag1
                     d = ((regs["a_minus"] * y + 128) >> 8)[:TRACE_BITS]
-                    m.d.comb += [dep[1].addr.eq(tag1 >> pb), dep[1].data.eq(d.replicate(P)),
-                                 dep[1].en.eq(1 << tag1[:pb] if pb else 1)]
+                with m.If(d_valid):
+                    m.d.comb += [dep[1].addr.eq(d_tag >> pb), dep[1].data.eq(d.replicate(P)),
+                                 dep[1].en.eq(1 << d_tag[:pb] if pb else 1)]
                 with m.If((t == N) & ~dv1):
+                    m.d.sync += drain.eq(TraceUnit.LATENCY + 1)
+                    m.next = "D_DRAIN"
+
+            with m.State("D_DRAIN"):
+                if M:
+                    m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
+                                 tu.params.a_plus.eq(regs["a_minus"])]
+                    with m.If(tu.out.valid):
+                        to = tu.out.payload
+                        m.d.comb += [dep[1].addr.eq(to.tag >> pb), dep[1].data.eq(to.q.replicate(P)),
+                                     dep[1].en.eq(1 << to.tag[:pb] if pb else 1)]
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
                     m.d.sync += dirty.eq(0)
                     m.next = "R_NEXT"
 
@@ -568,21 +593,18 @@ class Core(wiring.Component):
 
             def list_read(u):
                 # row u of the step: spike list entry u, then event list entry u - n_r
-                m.d.comb += [slist[0].addr.eq(u), slist[0].en.eq(1)]
-                if M:
-                    m.d.comb += [elist[0].addr.eq(u - n_r), elist[0].en.eq(1)]
+                m.d.comb += [slist[0].addr.eq(Mux(u < n_r, u, N + u - n_r) if M else u),
+                             slist[0].en.eq(1)]
 
             def hold_lists():
                 m.d.comb += slist[0].en.eq(0)
-                if M:
-                    m.d.comb += elist[0].en.eq(0)
 
             def next_row():
                 # start the row whose list entry was read earlier, prefetch the one after
                 with m.If(li < n_rows):
                     row = Signal(range(geo.rows))
                     if M:
-                        m.d.comb += row.eq(Mux(li < n_r, slist[0].data, geo.n_pad + elist[0].data))
+                        m.d.comb += row.eq(Mux(li < n_r, slist[0].data, geo.n_pad + slist[0].data))
                     else:
                         m.d.comb += row.eq(slist[0].data)
                     m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
@@ -623,7 +645,7 @@ class Core(wiring.Component):
                     m.d.comb += rp.addr.eq(t)
                 m.d.comb += acc_rp.addr.eq(t >> pb)
                 if M:
-                    m.d.comb += [itrace[0].addr.eq(t), ibit[0].addr.eq(t)]
+                    m.d.comb += itrace[0].addr.eq(t)
                 a = nu.inp.payload
                 m.d.comb += [
                     nu.inp.valid.eq(nv1), a.tag.eq(tag1),
@@ -638,10 +660,8 @@ class Core(wiring.Component):
                                  acc_wp.en.eq(1 << tag1[:pb] if pb else 1)]
                 if M:
                     ta = tu.inp.payload
-                    m.d.comb += [tu.inp.valid.eq(kv1), ta.tag.eq(tag1), ta.x.eq(itrace[0].data),
-                                 ta.spike.eq(ibit[0].data)]
-                    with m.If(kv1):
-                        m.d.comb += [ibit[1].addr.eq(tag1), ibit[1].data.eq(0), ibit[1].en.eq(1)]
+                    m.d.comb += [tu.inp.valid.eq(kv1), ta.tag.eq(tag1), ta.x.eq(itrace[0].data[:8]),
+                                 ta.spike.eq(itrace[0].data[8])]
                 pass_writeback()
                 with m.If(t == T):
                     m.d.sync += drain.eq(NeuronUnit.LATENCY + 1)

@@ -175,7 +175,7 @@ def preload(core, model) -> None:
     for f in GLOBAL_FIELDS:
         core.reg_init[f.name] = int(model.globals[f.name])
     pending = [int(j) for j in np.flatnonzero(model.spikes)]
-    core.mem["slist"].init = pending + [0] * (n - len(pending))
+    core.mem["slist"].init = pending + [0] * (n + m - len(pending))
     core.reg_init["pending_spikes"] = len(pending)
 
 
