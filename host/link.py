@@ -258,15 +258,23 @@ class ProtocolDevice(Device):
 
     # -- bulk access ----------------------------------------------------------------------
 
-    def write_words(self, region: Region, start: int, words) -> None:
-        """Write ``words`` (ints) into ``region`` from index ``start`` (chunked)."""
+    def _write_payloads(self, region: Region, start: int, words) -> list[bytes]:
+        """WRITE payloads for ``words`` from ``start``: as few frames as fit, of even size
+        (so that each frame's execution hides behind the next one's transfer)."""
         w = word_bytes(self.config, region)
         per = (max_payload(self.max_frame) - 4) // w
         words = [int(x) & ((1 << 8 * w) - 1) for x in words]
-        payloads = [bytes((int(region),)) + (start + k).to_bytes(3, "little")
-                    + b"".join(x.to_bytes(w, "little") for x in words[k:k + per])
-                    for k in range(0, len(words), per)]
-        self._command_pipelined(Op.WRITE, payloads)
+        if not words:
+            return []
+        frames = -(-len(words) // per)
+        per = -(-len(words) // frames)
+        return [bytes((int(region),)) + (start + k).to_bytes(3, "little")
+                + b"".join(x.to_bytes(w, "little") for x in words[k:k + per])
+                for k in range(0, len(words), per)]
+
+    def write_words(self, region: Region, start: int, words) -> None:
+        """Write ``words`` (ints) into ``region`` from index ``start`` (chunked)."""
+        self._command_pipelined(Op.WRITE, self._write_payloads(region, start, words))
 
     def read_words(self, region: Region, start: int, count: int) -> list[int]:
         """Read ``count`` words of ``region`` from ``start`` (zero-extended)."""
@@ -325,11 +333,13 @@ class ProtocolDevice(Device):
 
     def _write_weights(self, w_rec, plastic_rec, w_in, plastic_in):
         c = self.config
+        payloads = []
         for region, w, p in ((Region.W_REC, w_rec, plastic_rec), (Region.W_IN, w_in, plastic_in)):
             w = np.asarray(w).ravel()
             p = np.asarray(p).ravel()
-            if w.size:
-                self.write_words(region, 0, [synapse_word(c, int(a), bool(b)) for a, b in zip(w, p)])
+            payloads += self._write_payloads(region, 0, [synapse_word(c, int(a), bool(b))
+                                                         for a, b in zip(w, p)])
+        self._command_pipelined(Op.WRITE, payloads)
 
     def _read_synapses(self, region, rows):
         c = self.config
