@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import NeuroCoreXError
+from .errors import NeuroCoreXError, RangeError
 from .network import Network
 
 __all__ = ["PatternTask", "make_pattern_task", "stdp_network", "run_stdp",
@@ -155,6 +155,17 @@ def make_pattern_task(seed: int = 0, inputs: int = 100, afferents: int = 30, wid
     A pattern's ``afferents`` fire at offsets spread evenly over ``width``
     steps, in a random order.
     """
+    from .formats import check_int
+    check_int("inputs", inputs, 1, 4096)
+    check_int("afferents", afferents, 1, inputs)
+    check_int("width", width, 1, 10_000)
+    check_int("jitter", jitter, 0, 100)
+    if not (isinstance(rate, (int, float)) and 0.0 < rate < 1.0):
+        raise RangeError(f"rate must lie in (0, 1) spikes per step, got {rate!r}")
+    if not (isinstance(drop, (int, float)) and 0.0 <= drop < 1.0):
+        raise RangeError(f"drop must lie in [0, 1), got {drop!r}")
+    if len(gap) != 2 or not 1 <= gap[0] < gap[1]:
+        raise RangeError(f"gap must be (low, high) steps with 1 <= low < high, got {gap!r}")
     rng = np.random.default_rng(seed)
     spread = np.arange(afferents) * width // afferents
     aff = rng.permutation(inputs)[:afferents]
@@ -218,6 +229,10 @@ def run_stdp(device: str = "model", seed: int = 0, out: str | None = "out",
     ``weights_after``, ``history`` (snapshot steps, input weights of neuron 0),
     ``files`` and the ``task``.
     """
+    from .formats import check_int
+    check_int("learn_steps", learn_steps, 1, 2**31 - 1)
+    check_int("test_steps", test_steps, 100, 2**31 - 1)
+    check_int("snapshot", snapshot, 1, 2**31 - 1)
     if progress is None:
         progress = sys.stderr.isatty()
     task = make_pattern_task(seed, **(task or {}))

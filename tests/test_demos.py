@@ -95,6 +95,17 @@ def test_stdp_score_counts_hits_and_false_alarms():
     assert s["false_alarms_per_1000"][1] == 0
 
 
+def test_stdp_bad_settings_raise_range_error():
+    with pytest.raises(nx.RangeError, match="afferents"):
+        demos.make_pattern_task(inputs=10, afferents=11)
+    with pytest.raises(nx.RangeError, match="rate"):
+        demos.make_pattern_task(rate=1.5)
+    with pytest.raises(nx.RangeError, match="gap"):
+        demos.make_pattern_task(gap=(5, 5))
+    with pytest.raises(nx.RangeError, match="learn_steps"):
+        demos.run_stdp(learn_steps=0, out=None, quiet=True)
+
+
 # -- digits ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
