@@ -734,3 +734,20 @@ def test_without_numba_the_numpy_step_is_used(monkeypatch):
     md.w_in[0, 0] = 10
     assert md.step([1])[0]
     assert md.backend == "numpy"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_model_matches_scalar_reference_long_runs(seed):
+    """Longer runs on medium networks, learning on, with moderate activity."""
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(20, 48)), int(rng.integers(0, 32))
+    md = random_core(rng, n, m)
+    md.stdp["enabled"] = 1
+    md.params["threshold"][:] = rng.integers(300, 2000, n)
+    md.globals["w_shift"] = int(rng.integers(1, 5))
+    ref = ScalarCore(md)
+    inputs = rng.random((400, m)) < 0.1
+    for t in range(400):
+        assert md.step(inputs[t]).tolist() == ref.step(inputs[t].tolist()), f"step {t}"
+    assert _model_snapshot(md) == ref.snapshot()
