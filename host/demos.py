@@ -312,9 +312,14 @@ def _stdp_plots(out, task, x, starts, dis, before, after, w_before, w_after, his
                            xlabel="output neuron")
         files.append(plot.save(fig, os.path.join(out, f"stdp_weights_{name}.png")))
     times, hist = history
-    grp = {"pattern afferents": np.isin(np.arange(task.inputs), task.afferents)}
-    grp["other afferents"] = ~grp["pattern afferents"]
-    fig = plot.weight_evolution(times, hist, groups=grp, title="input weights during STDP learning")
+    idx = np.arange(task.inputs)
+    third = max(1, task.width // 3)
+    grp = {f"pattern afferents, first {third} steps":
+           np.isin(idx, task.afferents[task.offsets < third]),
+           "pattern afferents, later": np.isin(idx, task.afferents[task.offsets >= third]),
+           "other afferents": ~np.isin(idx, task.afferents)}
+    fig = plot.weight_evolution(times, hist, groups=grp, title="input weights during STDP learning",
+                                colors=["tab:blue", "tab:cyan", "tab:gray"])
     files.append(plot.save(fig, os.path.join(out, "stdp_weight_evolution.png")))
     return files
 

@@ -165,7 +165,7 @@ def weights(w, *, title: str | None = None, vmin=None, vmax=None, xlabel="post (
 
 
 def weight_evolution(times, history, *, groups=None, title: str | None = None,
-                     unit: str = "step", figsize=(8, 4.5), max_lines: int = 60):
+                     unit: str = "step", figsize=(8, 4.5), max_lines: int = 60, colors=None):
     """Weights over time.
 
     Parameters
@@ -179,6 +179,8 @@ def weight_evolution(times, history, *, groups=None, title: str | None = None,
         Named groups of weights.  Each group is drawn as thin lines (up to
         ``max_lines`` weights) and its mean as a thick line.  Without groups
         every weight is one thin line.
+    colors : list of matplotlib colours, optional
+        One per group.
 
     Returns
     -------
@@ -192,7 +194,7 @@ def weight_evolution(times, history, *, groups=None, title: str | None = None,
         groups = {"weights": np.ones(h.shape[1], bool)}
     fig = _figure(figsize)
     ax = fig.add_subplot()
-    colors = ["tab:blue", "tab:gray", "tab:red", "tab:green", "tab:purple", "tab:orange"]
+    colors = list(colors or ["tab:blue", "tab:gray", "tab:red", "tab:green", "tab:purple", "tab:orange"])
     for (name, mask), c in zip(groups.items(), colors * (len(groups) // len(colors) + 1)):
         m = np.asarray(mask, bool)
         if m.shape != (h.shape[1],):
