@@ -98,8 +98,8 @@ def _stdp_delta(amplitude, trace):
 class NeuronUnit(wiring.Component):
     """One neuron per clock: current, membrane, spike, refractory, traces.
 
-    Implements ``docs/spec.md`` phase 3 and the neuron part of phase 4, and
-    precomputes ``d = stdp_delta(A-, post')`` and ``q = stdp_delta(A+, pre')``.
+    Implements ``docs/spec.md`` phase 3 and the neuron part of phase 4 in five
+    register stages, and precomputes ``d = stdp_delta(A-, post')`` and ``q = stdp_delta(A+, pre')``.
 
     Parameters
     ----------
@@ -116,7 +116,7 @@ class NeuronUnit(wiring.Component):
     params : In(StepParams)
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, acc_bits: int, tag_bits: int):
         self.acc_bits = acc_bits
@@ -152,23 +152,41 @@ class NeuronUnit(wiring.Component):
             s1.px.eq(a.pre * p.alpha_pre), s1.py.eq(a.post * p.alpha_post),
         ]
 
-        # stage 2: new current, membrane product, decayed traces
+        # stage 2: decayed current, membrane product, decayed traces
         s2 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits),
+            "valid": 1, "tag": unsigned(self.tag_bits), "acc_sh": signed(self.acc_bits + 15),
             "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
             "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
             "alpha_v": unsigned(ALPHA_BITS), "t_ref": unsigned(TREF_BITS),
-            "u": signed(V_BITS), "pv": signed(32), "i_new": signed(I_BITS),
+            "u": signed(V_BITS), "pv": signed(32), "di": signed(I_BITS + 2),
             "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
         }))
-        i_new = _sat16(m, _decay_finish(s1.i, s1.alpha_i, s1.pi) + s1.acc_sh, "i_new")
         m.d.sync += [
-            s2.valid.eq(s1.valid), s2.tag.eq(s1.tag), s2.v.eq(s1.v), s2.ref.eq(s1.ref),
-            s2.threshold.eq(s1.threshold), s2.v_reset.eq(s1.v_reset), s2.v_rest.eq(s1.v_rest),
-            s2.alpha_v.eq(s1.alpha_v), s2.t_ref.eq(s1.t_ref), s2.u.eq(s1.u),
-            s2.pv.eq(_decay_product(s1.u, s1.alpha_v)), s2.i_new.eq(i_new),
+            s2.valid.eq(s1.valid), s2.tag.eq(s1.tag), s2.acc_sh.eq(s1.acc_sh), s2.v.eq(s1.v),
+            s2.ref.eq(s1.ref), s2.threshold.eq(s1.threshold), s2.v_reset.eq(s1.v_reset),
+            s2.v_rest.eq(s1.v_rest), s2.alpha_v.eq(s1.alpha_v), s2.t_ref.eq(s1.t_ref),
+            s2.u.eq(s1.u), s2.pv.eq(_decay_product(s1.u, s1.alpha_v)),
+            s2.di.eq(_decay_finish(s1.i, s1.alpha_i, s1.pi)),
             s2.xd.eq(s1.px >> DECAY_FRAC_BITS), s2.yd.eq(s1.py >> DECAY_FRAC_BITS),
         ]
+
+        # stage 2b: new current, decayed membrane (short paths for the clock)
+        s2b = Signal(data.StructLayout({
+            "valid": 1, "tag": unsigned(self.tag_bits),
+            "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
+            "t_ref": unsigned(TREF_BITS), "dv": signed(V_BITS + 2), "i_new": signed(I_BITS),
+            "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
+        }))
+        i_new = _sat16(m, s2.di + s2.acc_sh, "i_new")
+        m.d.sync += [
+            s2b.valid.eq(s2.valid), s2b.tag.eq(s2.tag), s2b.v.eq(s2.v), s2b.ref.eq(s2.ref),
+            s2b.threshold.eq(s2.threshold), s2b.v_reset.eq(s2.v_reset),
+            s2b.v_rest.eq(s2.v_rest), s2b.t_ref.eq(s2.t_ref),
+            s2b.dv.eq(_decay_finish(s2.u, s2.alpha_v, s2.pv)), s2b.i_new.eq(i_new),
+            s2b.xd.eq(s2.xd), s2b.yd.eq(s2.yd),
+        ]
+        s2 = s2b
 
         # stage 3: membrane, spike, reset, refractory counter, trace jumps
         s3 = Signal(data.StructLayout({
@@ -176,7 +194,7 @@ class NeuronUnit(wiring.Component):
             "i": signed(I_BITS), "ref": unsigned(TREF_BITS), "spike": 1,
             "pre": unsigned(TRACE_BITS), "post": unsigned(TRACE_BITS),
         }))
-        v_int = _sat16(m, s2.v_rest + _decay_finish(s2.u, s2.alpha_v, s2.pv) + s2.i_new, "v_int")
+        v_int = _sat16(m, s2.v_rest + s2.dv + s2.i_new, "v_int")
         refractory = s2.ref != 0
         v_new = Mux(refractory, s2.v, v_int)
         spike = ~refractory & (v_new >= s2.threshold)
