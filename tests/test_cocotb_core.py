@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from neurocorex.formats import CoreConfig
-from neurocorex.sim.verilog import (build_lock, cache_dir, iverilog_executable, verilator_env,
-                                    verilog_file)
+from neurocorex.sim.verilog import (build_lock, cache_dir, iverilog_executable, prune_cache,
+                                    strip_build, verilator_env, verilog_file)
 
 HERE = Path(__file__).parent / "cocotb"
 sys.path.insert(0, str(HERE))
@@ -66,10 +66,15 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
         if cached:
             monkeypatch.setattr(runner, "_build_command", lambda: [])
         build_dir.mkdir(parents=True, exist_ok=True)
+        os.utime(build_dir)                       # recently used: kept by prune_cache
         runner.build(sources=[verilog], hdl_toplevel="top", build_dir=build_dir,
                      build_args=build_args, timescale=("1ns", "1ps"),
-                     log_file=None if cached else build_dir.parent / f"{key}.build.log")
+                     log_file=None if cached else build_dir / "build.log")
+        if sim == "verilator" and not cached:
+            # the executable is all the tests need; the objects are ~100 MB
+            strip_build(build_dir, keep=("top", "build.log"))
         stamp.write_text("ok\n")
+        prune_cache(build_dir.parent)
     results = tmp_path / "results.xml"
     env = {"NCX_CONFIG": f"{config.neurons},{config.inputs},{config.weight_bits}",
            "NCX_SEEDS": ",".join(map(str, seeds)), "NCX_STEPS": str(steps), "NCX_DESIGN": kind,
