@@ -92,6 +92,9 @@ class Board:
     spram : bool
         The FPGA has single-port RAMs (iCE40 SPRAM) for memories marked
         ``ram_style = "huge"``.
+    dual_port : bool
+        The block RAMs have a read and a write port, which the core's synapse
+        banks use (one clock per read-modify-write instead of two).
     overrides : dict
         Toolchain overrides for ``platform.prepare``.
     toolchain : str
@@ -115,6 +118,7 @@ class Board:
     install_hint: str
     rst: str | None = None
     spram: bool = False
+    dual_port: bool = False
     overrides: dict = field(default_factory=dict)
     toolchain: str = "open"
 
@@ -168,6 +172,7 @@ _add(Board(
     install_hint="openFPGALoader (Debian: apt install openfpgaloader) or fujprog",
     # ECP5 has no SPRAM: memories marked for it on iCE40 go to EBR here
     overrides=dict(script_after_read="setattr -unset ram_style a:ram_style=huge"),
+    dual_port=True,
 ))
 
 _add(Board(
@@ -180,7 +185,7 @@ _add(Board(
     neurons=256, inputs=256, bitstream="top.bit",
     programmers=(("openFPGALoader", "-b", "arty_a7_35t", "{bitstream}"),),
     install_hint="openFPGALoader (Debian: apt install openfpgaloader)",
-    toolchain="vivado",
+    toolchain="vivado", dual_port=True,
 ))
 
 

@@ -11,11 +11,12 @@ from .pll import ClockGenerator
 __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
-def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False):
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False, dual_port=False):
     """The design to place on a board: the full top, or the UART echo stand-in.
 
     With ``spram``, the core's synapse banks are marked ``ram_style = "huge"`` so
-    that they map to iCE40 single-port RAM (SB_SPRAM256KA).
+    that they map to iCE40 single-port RAM (SB_SPRAM256KA); with ``dual_port``
+    they get separate read and write ports (ECP5 and 7-series block RAM).
     """
     if stand_in:
         from .standin import UARTEcho
@@ -28,7 +29,7 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
         raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
                               "checkout; build the flow-check design with --stand-in") from None
     from ..hdl.core import Core
-    core = Core(config, synapse_attrs={"ram_style": "huge"} if spram else None)
+    core = Core(config, dual_port=dual_port, synapse_attrs={"ram_style": "huge"} if spram else None)
     return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
 
 
