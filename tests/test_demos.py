@@ -165,6 +165,22 @@ def test_digits_same_predictions_on_rtl():
     assert r["agree"] == 4, (r["device_predictions"], r["predictions"][:4])
 
 
+@pytest.mark.slow          # the first run builds the Verilator model (about a minute)
+def test_stdp_same_learning_on_rtl():
+    """A short STDP run on the simulated RTL learns bit for bit what the model learns."""
+    try:
+        demos.open_for("rtl", demos.stdp_network()).close()
+    except nx.NeuroCoreXError as e:
+        pytest.skip(f"rtl device unavailable: {e}")
+    kw = dict(seed=0, out=None, learn_steps=2000, test_steps=1000, snapshot=500,
+              progress=False, quiet=True)
+    rtl, model = demos.run_stdp("rtl", **kw), demos.run_stdp("model", **kw)
+    assert (rtl["history"][1] == model["history"][1]).all()
+    assert (rtl["weights_after"] == model["weights_after"]).all()
+    assert (rtl["weights_after"] != rtl["weights_before"]).any()     # it did learn something
+    assert rtl["after"] == model["after"] and rtl["before"] == model["before"]
+
+
 # -- command line --------------------------------------------------------------------------------
 
 def test_cli_demo_registered():
