@@ -113,33 +113,6 @@ COMMANDS["info"] = ("print the device's capabilities", _info_args, _info)
 COMMANDS["run"] = ("run a network file on a device", _run_args, _run)
 
 
-def _demo_args(p):
-    device_args(p)
-    p.add_argument("--steps", type=int, default=200)
-
-
-def _demo(args):
-    """A small network on the device: Poisson inputs into a recurrent layer."""
-    from .network import Network
-    rng = np.random.default_rng(1)
-    net = Network(neurons=32, inputs=16)
-    net.w_shift = 4
-    net.w_in = rng.integers(0, 40, (16, 32))
-    net.w_rec = rng.integers(-20, 10, (32, 32))
-    inputs = rng.random((args.steps, 16)) < 0.1
-    with open_device(args, net) as dev:
-        dev.load(net)
-        rec = dev.run(args.steps, inputs)
-    print(f"device: {args.device}")
-    print(f"steps: {rec.steps}  neurons: {net.neurons}  inputs: {net.inputs}")
-    print(f"input spikes: {int(inputs.sum())}  output spikes: {int(rec.spikes.sum())}")
-    for j in range(min(net.neurons, 16)):
-        row = "".join("|" if s else "." for s in rec.spikes[:80, j])
-        print(f"n{j:02d} {row}")
-    return 0
-
-
-COMMANDS["demo"] = ("run the demo network", _demo_args, _demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
