@@ -113,8 +113,6 @@ COMMANDS["info"] = ("print the device's capabilities", _info_args, _info)
 COMMANDS["run"] = ("run a network file on a device", _run_args, _run)
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = _Parser(prog="neurocorex", description="NeuroCoreX host toolchain")
