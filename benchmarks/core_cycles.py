@@ -52,9 +52,10 @@ def build_model(cfg: CoreConfig, learn: bool, seed: int = 1) -> CoreModel:
     md.params["alpha_i"][:] = 0
     md.params["t_ref"][:] = 0
     a = int(round(DECAY_ONE * np.exp(-1 / 20)))
-    # depression slightly stronger than potentiation keeps the recurrent
-    # excitation from running away while weights keep moving
-    md.stdp.update(enabled=int(learn), a_plus=8, a_minus=10, alpha_pre=a, alpha_post=a,
+    # small amplitudes, depression stronger than potentiation: the recurrent
+    # excitation does not run away within the measured steps (the neuron
+    # activity stays near the input rate) while the weights keep moving
+    md.stdp.update(enabled=int(learn), a_plus=4, a_minus=6, alpha_pre=a, alpha_post=a,
                    jump_pre=64, jump_post=64)
     return md
 

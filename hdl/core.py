@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import (CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS,
                        TRACE_BITS, V_BITS, DECAY_ONE, signed_range)
-from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits, field_index
+from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
 from .divider import ConstDivider
 from .geometry import Geometry
 from .layouts import (bus_request_signature, bus_response_signature, event_signature,
@@ -339,9 +339,6 @@ class Core(wiring.Component):
         if M:
             for rp, wp in (itrace, q_in):
                 m.d.comb += rp.en.eq(1)
-
-        def bus_done(value=0):
-            m.d.sync += rdata.eq(value)
 
         # neuron pass write-back (PASS state and pipeline drain)
         def pass_writeback():
