@@ -169,3 +169,55 @@ def test_core_converts_to_verilog(cfg):
     text = verilog.convert(Core(cfg, synapse_attrs={"ram_style": "huge"}), name="nx_core")
     assert "module nx_core" in text
     assert "ram_style" in text
+
+
+@pytest.mark.parametrize("extreme", ["min", "max"])
+def test_accumulator_extremes(extreme):
+    """Every source spikes with the extreme weight: the exact sum needs every accumulator bit."""
+    import numpy as np
+    from neurocorex.sim.testnets import Case, image_writes
+    cfg = CoreConfig(3, 5, 7)
+    n, m = cfg.neurons, cfg.inputs
+    w = cfg.weight_range[0 if extreme == "min" else 1]
+    params = {"threshold": np.full(n, -32768), "v_reset": np.zeros(n, int),
+              "v_rest": np.zeros(n, int), "alpha_v": np.zeros(n, int),
+              "alpha_i": np.zeros(n, int), "t_ref": np.zeros(n, int)}
+    stdp = {"enabled": 0, "a_plus": 0, "a_minus": 0, "alpha_pre": 0, "alpha_post": 0,
+            "jump_pre": 0, "jump_post": 0, "w_min": cfg.weight_range[0], "w_max": cfg.weight_range[1]}
+    image = image_writes(cfg, np.full((n, n), w), np.zeros((n, n), bool), np.full((m, n), w),
+                         np.zeros((m, n), bool), params, stdp, {"w_shift": 2})
+    case = Case(f"acc-{extreme}", cfg, image, [("step", list(range(m)))] * 4)
+    want = _check(case)
+    i_addr = address(cfg, Region.STATE, 1 * n)
+    assert want["final"][i_addr] == (w * (n + m) * 4) & 0xFFFF    # I of neuron 0 = sum << 2
+
+
+def test_out_of_range_events_are_ignored():
+    """M=5 has a 3-bit index: events 5..7 do not exist and change nothing."""
+    cfg = CoreConfig(4, 5)
+    core = Core(cfg)
+    drv = CoreDriver(core)
+    ref = BusCore(cfg)
+    writes = [(address(cfg, Region.W_IN, k * 4 + k % 4), 63) for k in range(5)]
+    writes += [(address(cfg, Region.GLOBAL, 0), 8)]
+    writes += [(address(cfg, Region.PARAM, j), 1000) for j in range(4)]
+    steps = [[5, 6, 7], [1, 7], [], [0, 4, 6, 4]]
+    got = []
+
+    async def bench(ctx):
+        for a, d in writes:
+            await drv.write(ctx, a, d)
+        for axons in steps:
+            got.append(await drv.step(ctx, axons))
+        got.append(await drv.read(ctx, address(cfg, Region.COUNTER, Counter.INPUT_SPIKES)))
+
+    sim = Simulator(core)
+    drv.add_to(sim)
+    sim.add_testbench(bench)
+    sim.run()
+    for a, d in writes:
+        ref.write(a, d)
+    want = [ref.step([k for k in axons if k < cfg.inputs]) for axons in steps]
+    want.append(ref.read(address(cfg, Region.COUNTER, Counter.INPUT_SPIKES)))
+    assert got == want
+    assert any(got[:-1]) and got[-1] == 3
