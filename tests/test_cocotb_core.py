@@ -93,9 +93,13 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
     return log
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_streams_plumbing_standin(sim, tmp_path, monkeypatch):
-    """The stream drivers on a trivial design: readback and event echo, with back-pressure."""
+    """The stream drivers on a trivial design: readback and event echo, with back-pressure.
+
+    (On Verilator only in the slow set: its build costs a minute and the core
+    tests exercise the same drivers there.)
+    """
     log = run_cocotb(sim, CoreConfig(8, 12), [3], 25, tmp_path, monkeypatch, kind="regfile")
     assert "regfile_plumbing passed" in log or "PASS" in log
 
