@@ -147,20 +147,10 @@ class Core(wiring.Component):
             itrace = mem("itrace", granularity=8)
             q_in = mem("q_in", granularity=TRACE_BITS)
 
-        # synapse banks; single port: one address, read whenever not writing
-        s_raddr = [Signal(range(geo.depth), name=f"s_raddr{b}") for b in range(B)]
-        s_waddr = [Signal(range(geo.depth), name=f"s_waddr{b}") for b in range(B)]
+        # synapse banks (ports wired after the synapse pipeline below)
         s_wen = [Signal(L, name=f"s_wen{b}") for b in range(B)]
         s_wdata = [Signal(geo.width, name=f"s_wdata{b}") for b in range(B)]
         s_rdata = [syn[b][0].data for b in range(B)]
-        for b, (rp, wp) in enumerate(syn):
-            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b])]
-            if self.dual_port:
-                m.d.comb += [rp.addr.eq(s_raddr[b]), wp.addr.eq(s_waddr[b]), rp.en.eq(1)]
-            else:
-                addr = Signal(range(geo.depth), name=f"s_addr{b}")
-                m.d.comb += [addr.eq(Mux(s_wen[b] != 0, s_waddr[b], s_raddr[b])),
-                             rp.addr.eq(addr), wp.addr.eq(addr), rp.en.eq(s_wen[b] == 0)]
 
         # ---- registers ----------------------------------------------------------------------
         ri = self.reg_init
@@ -285,8 +275,6 @@ class Core(wiring.Component):
             else:
                 m.d.sync += q1.eq(q_rec[0].data)
         with m.If(iss):
-            for b in range(B):
-                m.d.comb += s_raddr[b].eq(iss_addr + Mux(col_mode, col_off[b], 0))
             m.d.comb += [acc_rp.addr.eq(iss_c), dep[0].addr.eq(iss_c)]
 
         # stage 2: bank b holds post group / source row (b - rot) mod B of the access
@@ -329,9 +317,21 @@ class Core(wiring.Component):
         m.d.comb += wr.eq(v2 & changed2)
         with m.If(wr):
             for b in range(B):
-                m.d.comb += [s_waddr[b].eq(addr2 + Mux(col_mode, col_off[b], 0)),
-                             s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(words2[b])]
+                m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(words2[b])]
         can_issue = Const(1) if self.dual_port else ~wr
+
+        # bank addresses: the word of the access plus the bank's column offset
+        # (zero outside the potentiation phase); the bus uses iss_addr too.
+        # Single port: one address, read whenever not writing.
+        a_sel = Signal.like(iss_addr)
+        m.d.comb += a_sel.eq(Mux(wr, addr2, iss_addr))
+        for b, (rp, wp) in enumerate(syn):
+            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b]),
+                         wp.addr.eq(a_sel + col_off[b])]
+            if self.dual_port:
+                m.d.comb += [rp.addr.eq(iss_addr + col_off[b]), rp.en.eq(1)]
+            else:
+                m.d.comb += [rp.addr.eq(a_sel + col_off[b]), rp.en.eq(s_wen[b] == 0)]
 
         # ---- default port controls ----------------------------------------------------------------
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, dep, q_rec, slist]:
@@ -417,8 +417,7 @@ class Core(wiring.Component):
                     with m.If(b_write):
                         m.d.sync += dirty.eq(1)
                     # memory addresses (read now, data next cycle)
-                    for b in range(B):
-                        m.d.comb += [s_raddr[b].eq(b_saddr), s_waddr[b].eq(b_saddr)]
+                    m.d.comb += iss_addr.eq(b_saddr)
                     for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
                         m.d.comb += [rp.addr.eq(b_rem), wp.addr.eq(b_rem)]
                     if M:
@@ -620,7 +619,7 @@ class Core(wiring.Component):
 
             with m.State("R_SETUP"):
                 hold_lists()
-                m.d.sync += col_mode.eq(0)
+                m.d.sync += [col_mode.eq(0)] + [x.eq(0) for x in col_off]
                 next_row()
 
             with m.State("R_RUN"):
@@ -683,7 +682,7 @@ class Core(wiring.Component):
                     m.d.sync += li.eq(li + 1)
                     m.next = "C_MERGE"
                 with m.Else():
-                    m.d.sync += li.eq(0)
+                    m.d.sync += [li.eq(0)] + [x.eq(0) for x in col_off]
                     m.next = "O_FETCH"
 
             with m.State("C_MERGE"):
