@@ -84,11 +84,12 @@ def _decay_product(x, alpha):
     return x * alpha[:DECAY_FRAC_BITS]
 
 
-def _decay_finish(x, alpha, product):
-    """Second half of ``formats.decay`` given ``product = x * (alpha mod 2**15)``."""
-    negative = (x < 0) & (alpha != 0)
+def _decay_finish(x, alpha_hi, alpha_nonzero, product):
+    """Second half of ``formats.decay`` given ``product = x * (alpha mod 2**15)``,
+    ``alpha_hi = alpha >= 2**15`` and ``alpha_nonzero = alpha != 0``."""
+    negative = (x < 0) & alpha_nonzero
     bias = Mux(negative, (1 << DECAY_FRAC_BITS) - 1, 0)
-    return Mux(alpha[DECAY_FRAC_BITS], x, 0) + ((product + bias) >> DECAY_FRAC_BITS)
+    return Mux(alpha_hi, x, 0) + ((product + bias) >> DECAY_FRAC_BITS)
 
 
 def _stdp_delta(amplitude, trace):
@@ -132,42 +133,45 @@ class NeuronUnit(wiring.Component):
         p = self.params
         a = self.inp.payload
 
-        # stage 1: leak argument, current product, shifted input, trace products
+        # stage 1: leak argument, current product, trace products
+        # (only what later stages need is registered: pass-through bits cost cells)
         s1 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits), "acc_sh": signed(self.acc_bits + 15),
+            "valid": 1, "tag": unsigned(self.tag_bits), "acc": signed(self.acc_bits),
             "v": signed(V_BITS), "i": signed(I_BITS), "ref": unsigned(TREF_BITS),
             "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
-            "alpha_v": unsigned(ALPHA_BITS), "alpha_i": unsigned(ALPHA_BITS),
-            "t_ref": unsigned(TREF_BITS),
-            "u": signed(V_BITS), "pi": signed(32),
-            "px": unsigned(TRACE_BITS + ALPHA_BITS), "py": unsigned(TRACE_BITS + ALPHA_BITS),
+            "alpha_v": unsigned(ALPHA_BITS), "ai_hi": 1, "ai_nz": 1,
+            "t_ref": unsigned(TREF_BITS), "u": signed(V_BITS), "pi": signed(32),
+            "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
         }))
         u = _sat16(m, a.v - a.v_rest, "u")
         m.d.sync += [
-            s1.valid.eq(self.inp.valid), s1.tag.eq(a.tag), s1.acc_sh.eq(a.acc << p.w_shift),
+            s1.valid.eq(self.inp.valid), s1.tag.eq(a.tag), s1.acc.eq(a.acc),
             s1.v.eq(a.v), s1.i.eq(a.i), s1.ref.eq(a.ref), s1.threshold.eq(a.threshold),
             s1.v_reset.eq(a.v_reset), s1.v_rest.eq(a.v_rest), s1.alpha_v.eq(a.alpha_v),
-            s1.alpha_i.eq(a.alpha_i), s1.t_ref.eq(a.t_ref), s1.u.eq(u),
+            s1.ai_hi.eq(a.alpha_i[DECAY_FRAC_BITS]), s1.ai_nz.eq(a.alpha_i != 0),
+            s1.t_ref.eq(a.t_ref), s1.u.eq(u),
             s1.pi.eq(_decay_product(a.i, a.alpha_i)),
-            s1.px.eq(a.pre * p.alpha_pre), s1.py.eq(a.post * p.alpha_post),
+            s1.xd.eq((a.pre * p.alpha_pre) >> DECAY_FRAC_BITS),
+            s1.yd.eq((a.post * p.alpha_post) >> DECAY_FRAC_BITS),
         ]
 
-        # stage 2: decayed current, membrane product, decayed traces
+        # stage 2: decayed current, membrane product
         s2 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits), "acc_sh": signed(self.acc_bits + 15),
+            "valid": 1, "tag": unsigned(self.tag_bits), "acc": signed(self.acc_bits),
             "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
             "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
-            "alpha_v": unsigned(ALPHA_BITS), "t_ref": unsigned(TREF_BITS),
+            "av_hi": 1, "av_nz": 1, "t_ref": unsigned(TREF_BITS),
             "u": signed(V_BITS), "pv": signed(32), "di": signed(I_BITS + 2),
             "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
         }))
         m.d.sync += [
-            s2.valid.eq(s1.valid), s2.tag.eq(s1.tag), s2.acc_sh.eq(s1.acc_sh), s2.v.eq(s1.v),
+            s2.valid.eq(s1.valid), s2.tag.eq(s1.tag), s2.acc.eq(s1.acc), s2.v.eq(s1.v),
             s2.ref.eq(s1.ref), s2.threshold.eq(s1.threshold), s2.v_reset.eq(s1.v_reset),
-            s2.v_rest.eq(s1.v_rest), s2.alpha_v.eq(s1.alpha_v), s2.t_ref.eq(s1.t_ref),
+            s2.v_rest.eq(s1.v_rest), s2.av_hi.eq(s1.alpha_v[DECAY_FRAC_BITS]),
+            s2.av_nz.eq(s1.alpha_v != 0), s2.t_ref.eq(s1.t_ref),
             s2.u.eq(s1.u), s2.pv.eq(_decay_product(s1.u, s1.alpha_v)),
-            s2.di.eq(_decay_finish(s1.i, s1.alpha_i, s1.pi)),
-            s2.xd.eq(s1.px >> DECAY_FRAC_BITS), s2.yd.eq(s1.py >> DECAY_FRAC_BITS),
+            s2.di.eq(_decay_finish(s1.i, s1.ai_hi, s1.ai_nz, s1.pi)),
+            s2.xd.eq(s1.xd), s2.yd.eq(s1.yd),
         ]
 
         # stage 2b: new current, decayed membrane (short paths for the clock)
@@ -178,12 +182,12 @@ class NeuronUnit(wiring.Component):
             "t_ref": unsigned(TREF_BITS), "dv": signed(V_BITS + 2), "i_new": signed(I_BITS),
             "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
         }))
-        i_new = _sat16(m, s2.di + s2.acc_sh, "i_new")
+        i_new = _sat16(m, s2.di + (s2.acc << p.w_shift), "i_new")
         m.d.sync += [
             s2b.valid.eq(s2.valid), s2b.tag.eq(s2.tag), s2b.v.eq(s2.v), s2b.ref.eq(s2.ref),
             s2b.threshold.eq(s2.threshold), s2b.v_reset.eq(s2.v_reset),
             s2b.v_rest.eq(s2.v_rest), s2b.t_ref.eq(s2.t_ref),
-            s2b.dv.eq(_decay_finish(s2.u, s2.alpha_v, s2.pv)), s2b.i_new.eq(i_new),
+            s2b.dv.eq(_decay_finish(s2.u, s2.av_hi, s2.av_nz, s2.pv)), s2b.i_new.eq(i_new),
             s2b.xd.eq(s2.xd), s2b.yd.eq(s2.yd),
         ]
         s2 = s2b
