@@ -66,6 +66,10 @@ __all__ = ["RTLSerial", "RTLSerialError", "HARNESS_DIR", "build_simulator"]
 HARNESS_DIR = Path(__file__).parent / "harness"
 _HARNESS = HARNESS_DIR / "uart_main.cpp"
 
+#: Verilator options of the harness build (``$NEUROCOREX_VERILATOR_FLAGS`` adds more).
+#: Every register has an initial value in Amaranth's Verilog, so X handling can be "fast".
+HARNESS_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
+
 #: Nominal line rate given to the top level; only the divisor matters in simulation.
 SIM_BAUD = 1_000_000
 
@@ -101,7 +105,7 @@ def build_simulator(config: CoreConfig, *, baud_div: int = 4, top=None, log=None
     baud_div = check_int("baud_div", baud_div, 2, 65535)
     top = top or _default_top()
     v = verilog_file(top, config, clk_hz=SIM_BAUD * baud_div, baud=SIM_BAUD, board="sim")
-    flags = []
+    flags = list(HARNESS_FLAGS) + os.environ.get("NEUROCOREX_VERILATOR_FLAGS", "").split()
     busy = _busy_port(v)
     if busy:
         flags += ["-CFLAGS", f"-DNCX_BUSY_PORT={busy}"]
