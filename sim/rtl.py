@@ -9,7 +9,13 @@ engine and core.
 
 Contract (what the link relies on)
 ----------------------------------
-``RTLSerial(config=CoreConfig(), *, baud_div=4, backend="verilator", timeout=None)``
+``RTLSerial(config=CoreConfig(), *, baud_div=4, backend="verilator", timeout=None,
+write_timeout=None, idle_cycles=2**20, top=None, log=None)``
+
+``baud_div`` is the number of clocks per UART bit (4 .. 65535; the top's
+receiver needs at least 4); ``top`` replaces ``NeuroCoreTop`` by another
+class with the same constructor and pins; ``log`` receives build messages
+(default: stderr).
 
 * ``write(data) -> int``: queues every byte at once (never blocks for long,
   never drops); the simulation shifts them onto ``uart_rx`` back to back,
@@ -24,20 +30,27 @@ Contract (what the link relies on)
 * ``flush()`` (no-op: writes are handed over at once), ``reset_input_buffer()``
   (drops unread bytes), ``reset_output_buffer()`` (no-op), ``close()`` and the
   context manager.  ``close()`` stops the simulator process; afterwards
-  ``cycles`` holds the number of clock cycles simulated.
+  ``cycles`` holds the number of clock cycles simulated and ``stats`` the
+  harness counters (``cycles``, ``bytes_in``, ``bytes_out``,
+  ``framing_errors``, ``sleeps``).  ``clk_hz`` is the simulated clock rate
+  (``baudrate * baud_div``), to turn cycles into device time.
 * The design comes out of reset when the object is created, so it is in the
   same state as a freshly configured board.  Creating the first object for
-  a given ``config``/``baud_div`` builds the simulator (minutes for N=256);
-  later ones reuse the cached build from ``~/.cache/neurocorex`` (or
-  ``$NEUROCOREX_CACHE``) at once.
+  a given ``config``/``baud_div`` builds the simulator (for N=256 on this
+  machine: 4-17 s of Verilog conversion plus 35-75 s of Verilator, depending
+  on load); later ones find the cached build in ``~/.cache/neurocorex`` (or
+  ``$NEUROCOREX_CACHE``) in well under a second.
 * The simulated clock runs while bytes are being sent or received and for
   ``idle_cycles`` clocks after the last activity; then the simulation sleeps
   until the host writes again.  A design that computes silently for longer
   than that (no UART traffic) would be paused, so the default is generous.
-* Errors: a simulator that cannot be built or that dies raises
+* Errors: a simulator that dies, or use after ``close()``, raises
   :class:`RTLSerialError` (a :class:`neurocorex.errors.LinkError` and a
-  ``serial.SerialException``); a missing Verilator raises
-  :class:`~neurocorex.sim.verilog.ToolNotFound`.
+  ``serial.SerialException``); a failed build raises
+  :class:`neurocorex.errors.DeviceError` with the compiler's output; a
+  missing Verilator raises :class:`~neurocorex.sim.verilog.ToolNotFound`
+  (also a ``DeviceError``); bad arguments raise ``RangeError`` /
+  ``UnsupportedError`` naming the argument.
 
 The top level is built as ``NeuroCoreTop(config, clk_hz=baud * baud_div,
 baud=baud, board="sim")`` so that the design's own divisor equals
@@ -91,7 +104,7 @@ def build_simulator(config: CoreConfig, *, baud_div: int = 4, top=None, log=None
     config : CoreConfig
         Shape of the core.
     baud_div : int
-        Clocks per UART bit, 2 .. 65535.
+        Clocks per UART bit, 4 .. 65535.
     top : type, optional
         Component class with the pins of ``NeuroCoreTop`` (default: that class).
     log : callable, optional
@@ -102,7 +115,7 @@ def build_simulator(config: CoreConfig, *, baud_div: int = 4, top=None, log=None
     Path
         The harness executable.
     """
-    baud_div = check_int("baud_div", baud_div, 2, 65535)
+    baud_div = check_int("baud_div", baud_div, 4, 65535)
     top = top or _default_top()
     v = verilog_file(top, config, clk_hz=SIM_BAUD * baud_div, baud=SIM_BAUD, board="sim")
     flags = list(HARNESS_FLAGS) + os.environ.get("NEUROCOREX_VERILATOR_FLAGS", "").split()
@@ -131,7 +144,7 @@ class RTLSerial:
     config : CoreConfig, optional
         Shape of the core (default N=256, M=256).
     baud_div : int
-        Clocks per UART bit in simulation (2 .. 65535); small is fast.
+        Clocks per UART bit in simulation (4 .. 65535); small is fast.
     backend : str
         ``"verilator"`` (the only one implemented).
     timeout : float or None
@@ -154,7 +167,7 @@ class RTLSerial:
         if backend != "verilator":
             raise UnsupportedError(f"backend={backend!r} is not available; allowed: 'verilator'")
         self.config = config if config is not None else CoreConfig()
-        self.baud_div = check_int("baud_div", baud_div, 2, 65535)
+        self.baud_div = check_int("baud_div", baud_div, 4, 65535)
         idle_cycles = check_int("idle_cycles", idle_cycles, 1, 1 << 62)
         self.timeout = timeout
         self.write_timeout = write_timeout
