@@ -36,6 +36,7 @@ def _design(kind):
 def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", extra_env=None):
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
+    import cocotb_tools.config
     import cocotb_tools.runner as runner_mod
 
     verilog = verilog_file(_design(kind), config)
@@ -48,9 +49,6 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
                             int(os.environ.get("NEUROCOREX_JOBS", "2")))
     else:
         iverilog_executable()
-    key = hashlib.sha256(verilog.read_bytes()).hexdigest()[:20]
-    build_dir = cache_dir() / "cocotb" / sim / key
-    runner = get_runner(sim)
     if sim == "verilator":
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3"]
     else:
@@ -58,6 +56,11 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
         # (`reg x = 0`); under -g2012 (the runner's default) that initialiser
         # raises no event at time 0 and the outputs stay X.  Verilog-2005 does.
         build_args = ["-g2005"]
+    # the executable links the cocotb libraries of this environment by path
+    key = hashlib.sha256(verilog.read_bytes() + str(cocotb_tools.config.libs_dir).encode()
+                         + " ".join(build_args).encode()).hexdigest()[:20]
+    build_dir = cache_dir() / "cocotb" / sim / key
+    runner = get_runner(sim)
     stamp = build_dir / "built.ok"
     # The runner always re-runs Verilator and make (minutes); a finished build
     # of the same Verilog is reused instead.  Icarus checks its own timestamps.
