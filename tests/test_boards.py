@@ -408,6 +408,12 @@ def test_build_verilog(tmp_path, capsys):
     assert rc == 0, err
     assert "module neurocorex_top" in out_v.read_text()
     assert "synapses: 96" in out
+    core_v = tmp_path / "core.v"
+    rc, out, err = _cli(capsys, "build", "--verilog", str(core_v), "--core", "-N", "8", "-M", "4")
+    assert rc == 0, err
+    assert "module neurocorex_core" in core_v.read_text()
+    rc, out, err = _cli(capsys, "build", "--board", "icebreaker", "--core")
+    assert rc == 2 and "--verilog only" in err
 
 
 # --- synthesis regressions --------------------------------------------------------------
