@@ -234,6 +234,9 @@ class Core(wiring.Component):
         tag1 = Signal(range(T + 1))
         drain = Signal(range(8))
         dv1 = Signal()                         # DPASS data valid
+        ev_pend = Signal()                     # an input event waits for its flag check
+        last_app = Signal()                    # the previous clock appended last_k
+        last_k = Signal(range(max(M, 1)))
 
         # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
         # cycle x: issue a read of one word per bank (and of the accumulators and
@@ -377,6 +380,17 @@ class Core(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.events.ready.eq(1)
                 ev = self.events.payload
+                if M:
+                    # check the event accepted last cycle against the step's flags
+                    # (one event per clock: the previous append is forwarded)
+                    m.d.sync += [ev_pend.eq(0), last_app.eq(0)]
+                    dup = itrace[0].data[8] | (last_app & (last_k == tag1))
+                    with m.If(ev_pend & ~dup):
+                        m.d.comb += [itrace[1].addr.eq(tag1), itrace[1].data.eq(1 << 8),
+                                     itrace[1].en.eq(0b10),
+                                     slist[1].addr.eq(N + n_k), slist[1].data.eq(tag1),
+                                     slist[1].en.eq(1)]
+                        m.d.sync += [n_k.eq(n_k + 1), last_app.eq(1), last_k.eq(tag1)]
                 with m.If(self.events.valid):
                     with m.If(ev.end):
                         m.d.sync += step_cyc.eq(1)
@@ -384,8 +398,7 @@ class Core(wiring.Component):
                     if M:
                         with m.Elif(ev.index < M):
                             m.d.comb += [itrace[0].addr.eq(ev.index)]
-                            m.d.sync += tag1.eq(ev.index)
-                            m.next = "E_CHECK"
+                            m.d.sync += [tag1.eq(ev.index), ev_pend.eq(1)]
                 with m.Else():
                     m.d.comb += self.bus.ready.eq(1)
                     with m.If(self.bus.valid):
@@ -395,16 +408,6 @@ class Core(wiring.Component):
                         m.d.comb += [div.start.eq(1),
                                      div.dividend.eq(self.bus.payload.addr[:IB])]
                         m.next = "B_DIV"
-
-            if M:
-                with m.State("E_CHECK"):
-                    with m.If(itrace[0].data[8] == 0):
-                        m.d.comb += [itrace[1].addr.eq(tag1), itrace[1].data.eq(1 << 8),
-                                     itrace[1].en.eq(0b10),
-                                     slist[1].addr.eq(N + n_k), slist[1].data.eq(tag1),
-                                     slist[1].en.eq(1)]
-                        m.d.sync += n_k.eq(n_k + 1)
-                    m.next = "IDLE"
 
             # -- bus access ------------------------------------------------------------------------
             with m.State("B_DIV"):
@@ -627,6 +630,11 @@ class Core(wiring.Component):
                 with m.If(can_issue & (c < C)):
                     m.d.comb += [iss.eq(1), iss_addr.eq(base + c), iss_c.eq(c)]
                     m.d.sync += c.eq(c + 1)
+                    if C >= 3:
+                        # the next row starts right after this one's last word (its
+                        # first accumulator update has landed by then)
+                        with m.If((c == C - 1) & (li < n_rows)):
+                            next_row()
                 with m.Elif(c == C):
                     # a short row would read an accumulator before its update lands
                     with m.If(drained | (li < n_rows) if C >= 2 else drained):
@@ -728,10 +736,15 @@ class Core(wiring.Component):
                     m.next = "O_END"
 
             with m.State("O_SEND"):
+                # one spike per clock: the next entry is read while this one is taken
                 m.d.comb += [slist[0].en.eq(0), self.spikes.valid.eq(1),
                              self.spikes.payload.index.eq(slist[0].data)]
                 with m.If(self.spikes.ready):
-                    m.next = "O_FETCH"
+                    with m.If(li < n_s):
+                        m.d.comb += [slist[0].addr.eq(li), slist[0].en.eq(1)]
+                        m.d.sync += li.eq(li + 1)
+                    with m.Else():
+                        m.next = "O_END"
 
             with m.State("O_END"):
                 m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]

@@ -36,6 +36,11 @@ def test_random_network_bit_exact(seed):
     assert any(want["spikes"])
 
 
+def test_rows_of_three_words_bit_exact():
+    """N=20: three words per row and bank, so rows follow each other without a gap."""
+    _check(random_case(300, neurons=20, inputs=4, steps=10))
+
+
 @pytest.mark.parametrize("seed", [4, 8])
 def test_dual_port_banks_bit_exact(seed):
     """Read-modify-write in one clock (separate read and write ports)."""
@@ -192,8 +197,9 @@ def test_accumulator_extremes(extreme):
     assert want["final"][i_addr] == (w * (n + m) * 4) & 0xFFFF    # I of neuron 0 = sum << 2
 
 
-def test_out_of_range_events_are_ignored():
-    """M=5 has a 3-bit index: events 5..7 do not exist and change nothing."""
+def test_out_of_range_and_repeated_events():
+    """M=5 has a 3-bit index: events 5..7 do not exist and change nothing;
+    repeated events of one axon (adjacent or not) count once."""
     cfg = CoreConfig(4, 5)
     core = Core(cfg)
     drv = CoreDriver(core)
@@ -201,7 +207,7 @@ def test_out_of_range_events_are_ignored():
     writes = [(address(cfg, Region.W_IN, k * 4 + k % 4), 63) for k in range(5)]
     writes += [(address(cfg, Region.GLOBAL, 0), 8)]
     writes += [(address(cfg, Region.PARAM, j), 1000) for j in range(4)]
-    steps = [[5, 6, 7], [1, 7], [], [0, 4, 6, 4]]
+    steps = [[5, 6, 7], [1, 7], [], [0, 4, 6, 4], [2, 2, 2, 3, 2, 3, 3, 7, 3]]
     got = []
 
     async def bench(ctx):
@@ -220,4 +226,4 @@ def test_out_of_range_events_are_ignored():
     want = [ref.step([k for k in axons if k < cfg.inputs]) for axons in steps]
     want.append(ref.read(address(cfg, Region.COUNTER, Counter.INPUT_SPIKES)))
     assert got == want
-    assert any(got[:-1]) and got[-1] == 3
+    assert any(got[:-1]) and got[-1] == 5
