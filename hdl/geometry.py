@@ -59,8 +59,14 @@ class Geometry:
         self.rows = self.n_pad + self.m_pad
         self.row_groups = self.rows // banks        # column accesses per post
         self.depth = self.rows * self.cols          # words per bank
-        #: signed width of the raw per-step weight sum of one neuron
-        self.acc_bits = config.weight_bits + max(1, (n + m - 1).bit_length()) + 1
+        #: signed width of the raw per-step weight sum of one neuron (exact:
+        #: every source adds one weight in [-2**(wb-1), 2**(wb-1) - 1])
+        half = 1 << (config.weight_bits - 1)
+        lo, hi = -half * (n + m), (half - 1) * (n + m)
+        bits = 1
+        while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+            bits += 1
+        self.acc_bits = bits
 
     def rec_row(self, i: int) -> int:
         return i
