@@ -167,7 +167,7 @@ _add(Board(
     # 52 MHz, below the 80 MHz goal: see docs/boards.md)
     baud=3_000_000, max_baud=3_000_000, bridge="FT231X",
     leds=tuple(("led", k) for k in range(8)),
-    neurons=512, inputs=128, bitstream="top.bit",
+    neurons=512, inputs=192, bitstream="top.bit",
     programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
                  ("fujprog", "{bitstream}")),
     install_hint="openFPGALoader (Debian: apt install openfpgaloader) or fujprog",
