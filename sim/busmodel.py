@@ -144,6 +144,7 @@ class BusCore:
             self.last_step_cycles = self.busy_cycles = 0
         elif kind == "control":
             md.reset_state()
+            self.last_step_cycles = self.busy_cycles = 0
 
     def step(self, axons=()) -> list[int]:
         x = np.zeros(self.config.inputs, bool)
