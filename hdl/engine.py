@@ -213,6 +213,19 @@ class CommandEngine(wiring.Component):
             m.d.sync += code.eq(err)
             m.next = "NAK"
 
+        def axon_index_states(first, second, after):
+            """States reading an axon index of ``ibM`` little-endian bytes into ``idx``."""
+            with m.State(first):
+                if ibM == 1:
+                    m.d.sync += idx.eq(byte)
+                    m.next = after
+                else:
+                    m.d.sync += idx[0:8].eq(byte)
+                    fetch(second)
+            with m.State(second):           # in RETS, so defined even when unused
+                m.d.sync += idx[8:16].eq(byte)
+                m.next = after
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.verdict.ready.eq(1)
@@ -463,16 +476,7 @@ class CommandEngine(wiring.Component):
                     m.next = "RV"
                 with m.Else():
                     fetch("RV_I1")
-            with m.State("RV_I1"):
-                if ibM == 1:
-                    m.d.sync += idx.eq(byte)
-                    m.next = "RV_CHK"
-                else:
-                    m.d.sync += idx[0:8].eq(byte)
-                    fetch("RV_I2")
-            with m.State("RV_I2"):
-                m.d.sync += idx[8:16].eq(byte)
-                m.next = "RV_CHK"
+            axon_index_states("RV_I1", "RV_I2", "RV_CHK")
             with m.State("RV_CHK"):
                 with m.If((idx >= M) | (~first & (idx <= prev))):
                     nak(Err.ARGS)
@@ -500,16 +504,7 @@ class CommandEngine(wiring.Component):
                     m.next = "RX_END"
                 with m.Else():
                     fetch("RX_S1")
-            with m.State("RX_S1"):
-                if ibM == 1:
-                    m.d.sync += idx.eq(byte)
-                    m.next = "RX_EV"
-                else:
-                    m.d.sync += idx[0:8].eq(byte)
-                    fetch("RX_S2")
-            with m.State("RX_S2"):
-                m.d.sync += idx[8:16].eq(byte)
-                m.next = "RX_EV"
+            axon_index_states("RX_S1", "RX_S2", "RX_EV")
             with m.State("RX_EV"):
                 m.d.comb += [self.events.valid.eq(1), self.events.payload.index.eq(idx)]
                 with m.If(self.events.ready):
