@@ -21,6 +21,28 @@ def _sim(dut, bench):
     sim.run()
 
 
+def _run_pipeline(dut, params, inputs, latency, fields):
+    """Set ``params``, feed ``inputs`` one per clock and collect the valid outputs'
+    ``fields`` until the pipeline has drained."""
+    got = []
+
+    async def bench(ctx):
+        for k, v in params.items():
+            ctx.set(getattr(dut.params, k), v)
+        for a in inputs + [None] * (latency + 1):
+            ctx.set(dut.inp.valid, a is not None)
+            if a is not None:
+                for k, v in a.items():
+                    ctx.set(getattr(dut.inp.payload, k), v)
+            await ctx.tick()
+            if ctx.get(dut.out.valid):
+                o = dut.out.payload
+                got.append({k: ctx.get(getattr(o, k)) for k in fields})
+
+    _sim(dut, bench)
+    return got
+
+
 def _s16(x):
     return saturate(x, -32768, 32767)
 
@@ -76,23 +98,8 @@ def test_neuron_unit_matches_reference(seed):
             "alpha_v": _pick(rng, 0, 65535), "alpha_i": _pick(rng, 0, 65535),
             "t_ref": rng.randint(0, 255),
         })
-    got = []
-
-    async def bench(ctx):
-        for k, v in params.items():
-            ctx.set(getattr(dut.params, k), v)
-        for a in inputs + [None] * (NeuronUnit.LATENCY + 1):
-            ctx.set(dut.inp.valid, a is not None)
-            if a is not None:
-                for k, v in a.items():
-                    ctx.set(getattr(dut.inp.payload, k), v)
-            await ctx.tick()
-            if ctx.get(dut.out.valid):
-                o = dut.out.payload
-                got.append({k: ctx.get(getattr(o, k)) for k in
-                            ("tag", "v", "i", "ref", "spike", "pre", "post", "d", "q")})
-
-    _sim(dut, bench)
+    got = _run_pipeline(dut, params, inputs, NeuronUnit.LATENCY,
+                        ("tag", "v", "i", "ref", "spike", "pre", "post", "d", "q"))
     assert [g["tag"] for g in got] == list(range(len(inputs)))
     spikes = 0
     for a, g in zip(inputs, got):
@@ -108,22 +115,8 @@ def test_trace_unit_matches_reference():
     dut = TraceUnit(8)
     params = {"alpha_pre": 30000, "jump_pre": 77, "a_plus": 201}
     inputs = [{"tag": t, "x": _pick(rng, 0, 255), "spike": rng.randint(0, 1)} for t in range(100)]
-    got = []
-
-    async def bench(ctx):
-        for k, v in params.items():
-            ctx.set(getattr(dut.params, k), v)
-        for a in inputs + [None] * (TraceUnit.LATENCY + 1):
-            ctx.set(dut.inp.valid, a is not None)
-            if a is not None:
-                for k, v in a.items():
-                    ctx.set(getattr(dut.inp.payload, k), v)
-            await ctx.tick()
-            if ctx.get(dut.out.valid):
-                o = dut.out.payload
-                got.append((ctx.get(o.tag), ctx.get(o.x), ctx.get(o.q)))
-
-    _sim(dut, bench)
+    got = [(g["tag"], g["x"], g["q"])
+           for g in _run_pipeline(dut, params, inputs, TraceUnit.LATENCY, ("tag", "x", "q"))]
     want = []
     for a in inputs:
         x = min(255, decay_trace(a["x"], params["alpha_pre"]) + params["jump_pre"] * a["spike"])
