@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS
+from ..formats import (CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS,
+                       TRACE_BITS)
 from ..errors import RangeError
 from ..regmap import (Region, Counter, DATA_BITS, index_bits, synapse_word,
                       synapse_fields)
@@ -76,8 +77,25 @@ class BusCore:
             return "control", 0
         return None
 
-    _STATE_ATTR = {"v": "v", "i": "i", "ref": "ref", "pre_trace": "pre_trace",
-                   "post_trace": "post_trace"}
+    def _cell(self, kind, key):
+        """(container, key, bits, signed) of a plain integer field."""
+        md = self.model
+        if kind == "param":
+            f, j = key
+            return md.params[f.name], j, f.bits, f.signed
+        if kind == "state":
+            f, j = key
+            return getattr(md, f.name), j, f.bits, f.signed
+        if kind == "input_trace":
+            return md.input_trace, key, TRACE_BITS, False
+        if kind == "stdp":
+            if key.name in ("w_min", "w_max"):      # as wide as a weight in this core
+                return md.stdp, key.name, self.config.weight_bits, True
+            return md.stdp, key.name, key.bits, key.signed
+        return md.globals, key.name, key.bits, key.signed     # "global"
+
+    def _plastic(self, kind):
+        return self.model.plastic_rec if kind == "w_rec" else self.model.plastic_in
 
     def read(self, addr: int) -> int:
         loc = self._locate(*self._split(addr))
@@ -87,22 +105,7 @@ class BusCore:
         md = self.model
         if kind in ("w_rec", "w_in"):
             i, j = key
-            w = getattr(md, kind)[i, j]
-            p = getattr(md, "plastic_rec" if kind == "w_rec" else "plastic_in")[i, j]
-            return synapse_word(self.config, int(w), bool(p))
-        if kind == "param":
-            f, j = key
-            return int(md.params[f.name][j]) & ((1 << f.bits) - 1)
-        if kind == "state":
-            f, j = key
-            return int(getattr(md, self._STATE_ATTR[f.name])[j]) & ((1 << f.bits) - 1)
-        if kind == "input_trace":
-            return int(md.input_trace[key])
-        if kind == "stdp":
-            return int(md.stdp[key.name]) & ((1 << key.bits) - 1) if key.name not in ("w_min", "w_max") \
-                else int(md.stdp[key.name]) & ((1 << self.config.weight_bits) - 1)
-        if kind == "global":
-            return int(md.globals[key.name]) & ((1 << key.bits) - 1)
+            return synapse_word(self.config, int(getattr(md, kind)[i, j]), bool(self._plastic(kind)[i, j]))
         if kind == "counter":
             c = md.counters
             val = {Counter.STEPS: c.steps, Counter.SPIKES: c.spikes,
@@ -110,7 +113,10 @@ class BusCore:
                    Counter.LAST_STEP_CYCLES: self.last_step_cycles,
                    Counter.BUSY_CYCLES: self.busy_cycles}[key]
             return val & _MASK
-        return 0
+        if kind == "control":
+            return 0
+        box, k, bits, _ = self._cell(kind, key)
+        return int(box[k]) & ((1 << bits) - 1)
 
     def write(self, addr: int, data: int) -> None:
         loc = self._locate(*self._split(addr))
@@ -122,29 +128,16 @@ class BusCore:
             i, j = key
             w, p = synapse_fields(self.config, data & ((1 << self.config.synapse_bits) - 1))
             getattr(md, kind)[i, j] = w
-            getattr(md, "plastic_rec" if kind == "w_rec" else "plastic_in")[i, j] = p
-        elif kind == "param":
-            f, j = key
-            md.params[f.name][j] = _to_signed(data, f.bits) if f.signed else data & ((1 << f.bits) - 1)
-        elif kind == "state":
-            f, j = key
-            val = _to_signed(data, f.bits) if f.signed else data & ((1 << f.bits) - 1)
-            getattr(md, self._STATE_ATTR[f.name])[j] = val
-        elif kind == "input_trace":
-            md.input_trace[key] = data & 0xFF
-        elif kind == "stdp":
-            if key.name in ("w_min", "w_max"):
-                md.stdp[key.name] = _to_signed(data, self.config.weight_bits)
+            self._plastic(kind)[i, j] = p
+        elif kind in ("counter", "control"):
+            if kind == "control":
+                md.reset_state()
             else:
-                md.stdp[key.name] = data & ((1 << key.bits) - 1)
-        elif kind == "global":
-            md.globals[key.name] = data & ((1 << key.bits) - 1)
-        elif kind == "counter":
-            md.counters.__init__()
+                md.counters.__init__()
             self.last_step_cycles = self.busy_cycles = 0
-        elif kind == "control":
-            md.reset_state()
-            self.last_step_cycles = self.busy_cycles = 0
+        else:
+            box, k, bits, signed = self._cell(kind, key)
+            box[k] = _to_signed(data, bits) if signed else data & ((1 << bits) - 1)
 
     def step(self, axons=()) -> list[int]:
         x = np.zeros(self.config.inputs, bool)
