@@ -14,6 +14,7 @@ import select
 import socket
 import threading
 
+from ..errors import LinkError
 from ..formats import CoreConfig
 from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, READABLE,
                         Deframer, encode_frame, word_bytes, region_size, max_body, index_bytes,
@@ -21,7 +22,7 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         MAX_FRAME)
 from ..regmap import Region, Counter, index_bits
 
-__all__ = ["LinkEngine", "VirtualBoard", "serve_tcp", "serve_pty"]
+__all__ = ["LinkEngine", "VirtualBoard", "serve_tcp", "serve_tcp_thread", "serve_pty"]
 
 
 class _Reject(Exception):
@@ -307,6 +308,33 @@ def serve_tcp(board: VirtualBoard, port: int = 0, *, host: str = "127.0.0.1", re
                 break
     finally:
         srv.close()
+
+
+def serve_tcp_thread(board: VirtualBoard, port: int = 0, *, timeout: float = 10.0, **kwargs):
+    """Run :func:`serve_tcp` in a daemon thread; return ``(port, stop)``.
+
+    ``stop()`` ends the server and joins the thread.  ``kwargs`` go to
+    :func:`serve_tcp` (``host``, ``once``, ``sndbuf``).
+    """
+    stop_event = threading.Event()
+    ports = []
+    listening = threading.Event()
+
+    def on_ready(p):
+        ports.append(p)
+        listening.set()
+
+    t = threading.Thread(target=serve_tcp, args=(board, port),
+                         kwargs=dict(ready=on_ready, stop=stop_event, **kwargs), daemon=True)
+    t.start()
+    if not listening.wait(timeout):
+        stop_event.set()
+        raise LinkError(f"the virtual board did not start listening within {timeout:g} s")
+
+    def stop():
+        stop_event.set()
+        t.join(5)
+    return ports[0], stop
 
 
 def serve_pty(board: VirtualBoard, *, ready=None, stop: threading.Event | None = None) -> None:

@@ -3,7 +3,6 @@ over a socket (Python engine over the golden model) and the simulated RTL over
 its UART pins.  Every device must give the model's results bit for bit.
 """
 
-import threading
 
 import numpy as np
 import pytest
@@ -16,26 +15,13 @@ N, M = 8, 4          # core shape of every device under test (small: the RTL is 
 
 def _serve_device():
     from neurocorex.formats import CoreConfig
-    from neurocorex.sim.vboard import VirtualBoard, serve_tcp
-    board = VirtualBoard("model", CoreConfig(N, M))
-    stop = threading.Event()
-    ports = []
-    ready = threading.Event()
-
-    def on_ready(port):
-        ports.append(port)
-        ready.set()
-
-    t = threading.Thread(target=serve_tcp, args=(board,), kwargs=dict(ready=on_ready, stop=stop),
-                         daemon=True)
-    t.start()
-    assert ready.wait(10)
-    dev = nx.connect(f"socket://127.0.0.1:{ports[0]}", timeout=10)
+    from neurocorex.sim.vboard import VirtualBoard, serve_tcp_thread
+    port, stop = serve_tcp_thread(VirtualBoard("model", CoreConfig(N, M)))
+    dev = nx.connect(f"socket://127.0.0.1:{port}", timeout=10)
 
     def close():
         dev.close()
-        stop.set()
-        t.join(5)
+        stop()
     return dev, close
 
 

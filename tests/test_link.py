@@ -4,7 +4,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ from neurocorex.formats import CoreConfig
 from neurocorex.link import ProtocolDevice
 from neurocorex.protocol import END, Err, Kind, Op, Deframer, encode_frame
 from neurocorex.sim.busmodel import BusCore
-from neurocorex.sim.vboard import LinkEngine, VirtualBoard, serve_tcp
+from neurocorex.sim.vboard import LinkEngine, VirtualBoard, serve_tcp_thread
 
 CFG = CoreConfig(8, 4)
 
@@ -237,19 +236,8 @@ def test_max_activity_with_a_slow_reader_loses_no_spike():
     cfg = CoreConfig(256, 8)
     board = VirtualBoard("model", cfg)
     blocked = []
-    stop = threading.Event()
-    ports = []
-    ready = threading.Event()
-
-    def on_ready(p):
-        ports.append(p)
-        ready.set()
-
-    t = threading.Thread(target=serve_tcp, args=(board,),
-                         kwargs=dict(ready=on_ready, stop=stop, sndbuf=4096), daemon=True)
-    t.start()
-    assert ready.wait(10)
-    dev = ProtocolDevice(SlowSocketPort(ports[0]), timeout=10)
+    port, stop = serve_tcp_thread(board, sndbuf=4096)
+    dev = ProtocolDevice(SlowSocketPort(port), timeout=10)
     sink = board.sink
 
     def timed_sink(data):
@@ -264,8 +252,7 @@ def test_max_activity_with_a_slow_reader_loses_no_spike():
     steps = 1500
     rec = dev.run(steps)
     dev.close()
-    stop.set()
-    t.join(5)
+    stop()
     assert rec.spikes.all()
     assert rec.counters["spikes"] == steps * 256
     assert sum(blocked) > 0.2          # the engine spent its time waiting for the reader
