@@ -279,10 +279,5 @@ def connect(device: str = "model", **kwargs) -> Device:
             raise DeviceError(f"unknown option {unknown[0]!r} for device 'model'; "
                               f"allowed: {', '.join(allowed)}")
         return ModelDevice(**kwargs)
-    try:
-        from .link import open_device
-    except ImportError:
-        open_device = None
-    if open_device is None:
-        raise DeviceError(f"unknown device {device!r}; available: 'model'")
+    from .link import open_device       # imported here: the link module builds on this one
     return open_device(device, **kwargs)
