@@ -149,10 +149,8 @@ class Network:
         self.config = CoreConfig(neurons=check_int("neurons", neurons, 1, 4096),
                                  inputs=check_int("inputs", inputs, 0, 4096),
                                  weight_bits=weight_bits)
-        if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
-            raise RangeError(f"dt must be a positive number of ms, got {dt!r}")
-        self.dt = float(dt)
-        self.v_scale = check_int("v_scale", v_scale, 1, 32767)
+        self.dt = dt                    # both checked by __setattr__
+        self.v_scale = v_scale
         n, m = self.config.neurons, self.config.inputs
         self._w_rec = np.zeros((n, n), np.int64)
         self._w_in = np.zeros((m, n), np.int64)
