@@ -81,30 +81,33 @@ def bench_core(quick, rows):
 def bench_boards(rows):
     out = {}
     cyc = {learn: r["cycles"] for (rate, learn), r in rows.items() if rate == 0.05}
+    from .boards.targets import BOARDS
     found = False
     for rep_path in sorted((_ROOT / "build").glob("*/report.json")):
+        b = rep_path.parent.name
         rep = json.loads(rep_path.read_text())
-        if "fmax_mhz" not in rep:
+        if b not in BOARDS or rep.get("design") != "neurocorex" or "fmax_mhz" not in rep:
             continue
         found = True
-        b = rep_path.parent.name
         clock = rep.get("clk_mhz") or rep.get("target_mhz")
         out[f"{b}_neurons"] = rep.get("neurons")
         out[f"{b}_inputs"] = rep.get("inputs")
         out[f"{b}_clock_mhz"] = clock
         out[f"{b}_fmax_mhz"] = rep["fmax_mhz"]
+        single_port = not BOARDS[b].dual_port     # the core section measured single-port banks
         for learn, c in cyc.items():
-            if rep.get("neurons") == 256 and rep.get("inputs") == 256:
+            if single_port and rep.get("neurons") == 256 and rep.get("inputs") == 256:
                 out[f"{b}_steps_per_s_5pct_stdp_{'on' if learn else 'off'}"] = round(clock * 1e6 / c)
     if not found:
         out["skipped"] = "no board build found; run `make bitstream BOARD=icebreaker` first"
     else:
-        out["note"] = ("steps/s = clock / cycles per step at 5 % activity (core section); "
-                       "boards with other N, M are listed without steps/s")
+        out["note"] = ("steps/s = clock / cycles per step at 5 % activity (core section, "
+                       "single-port banks); other boards are listed without steps/s "
+                       "(docs/boards.md has theirs)")
     return out
 
 
-def bench_rtl(quick):
+def bench_rtl():
     mod = _script("rtl_device")
     r = mod.benchmark(steps=1000, log=lambda *a, **k: None)
     return {"config": f"N={r['neurons']} M={r['inputs']}, {r['steps']} steps, 5 % input activity, "
@@ -114,7 +117,7 @@ def bench_rtl(quick):
             "bit_exact_vs_model": r.get("bit_exact")}
 
 
-def bench_uart(quick):
+def bench_uart():
     from .formats import CoreConfig
     mod = _script("link_efficiency")
     cfg = CoreConfig(32, 32)
@@ -139,8 +142,8 @@ def run_bench(sections=SECTIONS, quick=False, out=print) -> dict:
             if name in ("core", "boards") and rows is None:
                 rows = _core_rows(quick)
             res = {"model": lambda: bench_model(quick), "core": lambda: bench_core(quick, rows),
-                   "boards": lambda: bench_boards(rows), "rtl": lambda: bench_rtl(quick),
-                   "uart": lambda: bench_uart(quick)}[name]()
+                   "boards": lambda: bench_boards(rows), "rtl": bench_rtl,
+                   "uart": bench_uart}[name]()
         except NeuroCoreXError:
             raise
         except Exception as e:           # a broken section must not hide the others
