@@ -59,6 +59,13 @@ class Core(wiring.Component):
     synapse_attrs : dict or None
         Attributes of the synapse bank memories, e.g. ``{"ram_style": "huge"}``
         so that Yosys maps them to iCE40 SPRAM.
+    bank_memory : callable or None
+        Builds one synapse bank instead of a :class:`~amaranth.lib.memory.Memory`:
+        ``bank_memory(data, granularity)`` gets the bank's ``MemoryData`` and
+        write granularity and returns ``(elaboratable, read_port, write_port)``
+        whose ports behave like a ``Memory``'s (read: ``addr``, ``en``, ``data``
+        one clock later, not transparent; write: ``addr``, ``data``, ``en`` per
+        lane).  Used by board tops, e.g. for a RAM clocked twice as fast.
 
     Members
     -------
@@ -74,8 +81,9 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, banks: int = 4, dual_port: bool = False,
-                 synapse_attrs=None):
+                 synapse_attrs=None, bank_memory=None):
         self.config = config
+        self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
         self.geometry = geo = Geometry(config, banks=banks)
         self.synapse_attrs = dict(synapse_attrs or {})
@@ -134,7 +142,14 @@ class Core(wiring.Component):
             rp = mm.read_port(transparent_for=(wp,) if transparent else ())
             return rp, wp
 
-        syn = [mem(f"syn{b}", granularity=SB, attrs=self.synapse_attrs) for b in range(B)]
+        if self.bank_memory is None:
+            syn = [mem(f"syn{b}", granularity=SB, attrs=self.synapse_attrs) for b in range(B)]
+        else:
+            syn = []
+            for b in range(B):
+                bank, rp, wp = self.bank_memory(self.mem[f"syn{b}"], SB)
+                m.submodules[f"mem_syn{b}"] = bank
+                syn.append((rp, wp))
         prm = {name: mem(name) for name in _W16}
         st_v, st_i = mem("v"), mem("i")
         reftr = mem("ref_tref", granularity=8)
