@@ -84,16 +84,11 @@ def _run(args):
     net = _load_network(args.network, args.dt)
     inputs = None
     if args.inputs:
-        try:
-            z = np.load(args.inputs, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):     # a bare .npy array
-                raise NeuroCoreXError(f"{args.inputs!r} is not an .npz with an array named 'inputs'")
-            with z:
-                if "inputs" not in z.files:
-                    raise NeuroCoreXError(f"{args.inputs!r} has no array named 'inputs'")
-                inputs = z["inputs"]
-        except (OSError, ValueError, EOFError) as e:
-            raise NeuroCoreXError(f"cannot read inputs file {args.inputs!r}: {e}") from None
+        from .network import read_npz
+        z = read_npz(args.inputs, "inputs file")
+        if "inputs" not in z:
+            raise NeuroCoreXError(f"inputs file {args.inputs!r} has no array named 'inputs'")
+        inputs = z["inputs"]
     with open_device(args, net) as dev:
         dev.load(net)
         rec = dev.run(args.steps, inputs)

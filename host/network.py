@@ -111,6 +111,28 @@ class STDPSettings:
         return out
 
 
+def read_npz(path, what: str) -> dict:
+    """All arrays of the ``.npz`` archive at ``path``, read without pickles.
+
+    A missing, damaged or non-archive file (e.g. a bare ``.npy``) raises
+    :class:`NeuroCoreXError` naming ``what`` and the path.
+    """
+    name = f"{what} {os.fspath(path)!r}"
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise NeuroCoreXError(f"{name} does not exist") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise NeuroCoreXError(f"{name} is not a readable .npz: {e}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):      # a bare .npy array
+        raise NeuroCoreXError(f"{name} is not an .npz archive")
+    try:
+        with z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:      # a damaged member
+        raise NeuroCoreXError(f"{name} is not a readable .npz: {e}") from None
+
+
 class Network:
     """A network of ``neurons`` LIF neurons and ``inputs`` input axons.
 
@@ -362,19 +384,7 @@ class Network:
     @classmethod
     def load(cls, path) -> "Network":
         """Read a network written by :meth:`save`."""
-        try:
-            z = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise NeuroCoreXError(f"network file {os.fspath(path)!r} does not exist") from None
-        except (OSError, ValueError, EOFError) as e:
-            raise NeuroCoreXError(f"network file {os.fspath(path)!r} is not a readable .npz: {e}") from None
-        if not isinstance(z, np.lib.npyio.NpzFile):      # a bare .npy array
-            raise NeuroCoreXError(f"network file {os.fspath(path)!r} is not an .npz archive")
-        try:
-            with z:
-                d = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:      # a damaged member
-            raise NeuroCoreXError(f"network file {os.fspath(path)!r} is not a readable .npz: {e}") from None
+        d = read_npz(path, "network file")
         if "format_version" not in d:
             raise NeuroCoreXError(f"{os.fspath(path)!r} is not a NeuroCoreX network (no format_version)")
         try:
