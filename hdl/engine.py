@@ -5,9 +5,14 @@ completely before it touches the core (a rejected command changes nothing),
 drives the core's ``bus``/``events``/``spikes`` streams (``neurocorex.regmap``)
 and answers through the framer.  It is bit-for-bit the Python engine of
 :mod:`neurocorex.sim.vboard`; both follow :mod:`neurocorex.protocol`.
+
+Area matters more than speed here: the UART delivers a byte every
+``10 * divisor`` clocks, so the engine works on one byte or one word at a
+time, with narrow counters, one 32-bit data register and one small memory
+(``aux``) that holds the step's spikes, the link counters and the CAPS answer.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,11 +21,11 @@ from ..formats import CoreConfig
 from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, READABLE,
                         word_bytes, region_size, max_body, index_bytes, bitmap_bytes,
                         BITMAP_TAG, check_config)
-from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits, addr_bits
+from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
 from .framing import Verdict, TxItem
 from .layouts import bus_request_layout, bus_response_layout, event_layout, spike_layout
 
-__all__ = ["CommandEngine", "bus_layouts", "index_width"]
+__all__ = ["CommandEngine", "bus_layouts", "index_width", "aux_layout"]
 
 
 def index_width(size: int) -> int:
@@ -31,6 +36,56 @@ def bus_layouts(config: CoreConfig) -> dict:
     """Payload layouts of the core's streams (from :mod:`neurocorex.hdl.layouts`)."""
     return {"bus": bus_request_layout(config), "bus_resp": bus_response_layout(config),
             "events": event_layout(config), "spikes": spike_layout(config)}
+
+
+def aux_layout(config: CoreConfig, caps: bytes) -> dict:
+    """Word offsets in the engine's ``aux`` memory.
+
+    ``list``: the step's spike indices in arrival order (N words); ``map``: the
+    step's spikes as a bitmap (one byte per word); ``counters``: the link
+    counters, four little-endian bytes each; ``caps``: the CAPS answer.
+    """
+    n = config.neurons
+    lay = {"list": 0, "map": n, "counters": n + bitmap_bytes(n)}
+    lay["caps"] = lay["counters"] + 4 * len(LinkCounter)
+    lay["depth"] = lay["caps"] + len(caps)
+    lay["width"] = max(8, index_width(n))
+    return lay
+
+
+class _Seq:
+    """A hand-written state machine whose return address is a state number, so
+    that shared subroutines return with one register copy instead of a
+    decoder over every caller."""
+
+    def __init__(self, m, width=7):
+        self.m = m
+        self.state = Signal(width)
+        self.ret = Signal(width)
+        self.ids = {}
+        self.defined = set()
+
+    def id(self, name):
+        if name not in self.ids:
+            self.ids[name] = len(self.ids)
+        return self.ids[name]
+
+    def goto(self, name):
+        self.m.d.sync += self.state.eq(self.id(name))
+
+    def call(self, name, after):
+        self.m.d.sync += [self.state.eq(self.id(name)), self.ret.eq(self.id(after))]
+
+    def return_(self):
+        self.m.d.sync += self.state.eq(self.ret)
+
+    def is_(self, name):
+        return self.state == self.id(name)
+
+    def check(self):
+        missing = set(self.ids) - self.defined
+        assert not missing, f"states used but not defined: {missing}"
+        assert len(self.ids) <= 1 << len(self.state)
 
 
 class CommandEngine(wiring.Component):
@@ -85,440 +140,501 @@ class CommandEngine(wiring.Component):
         cfg = self.config
         N, M = cfg.neurons, cfg.inputs
         ib = index_bits(cfg)
-        mbody = max_body(self.max_frame)
+        mf = self.max_frame
+        mbody = max_body(mf)
         ibN, ibM = index_bytes(N), index_bytes(M)
         nbN, nbM = bitmap_bytes(N), bitmap_bytes(M)
+        wb = cfg.weight_bits
+        fsm = _Seq(m)
 
-        # -- link counters --------------------------------------------------------------
-        ctr = Array(Signal(32, name=f"ctr_{c.name.lower()}") for c in LinkCounter)
-        inc = [Signal(name=f"inc_{c.name.lower()}") for c in LinkCounter]
-        clear_ctr = Signal()
+        # -- aux memory: spike list, spike bitmap, link counters, CAPS ----------------
+        al = aux_layout(cfg, self.caps)
+        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"],
+                                        init=[0] * al["caps"] + list(self.caps))
+        arp, awp = aux.read_port(), aux.write_port()
+        e_raddr = Signal(range(al["depth"]))     # the engine's accesses (0 when idle)
+        e_waddr = Signal(range(al["depth"]))
+        e_wdata = Signal(al["width"])
+        e_wen = Signal()
+        e_mem = Signal()                          # the engine uses aux in this cycle
+        aux_data = arp.data
+
+        # -- link counters in aux: one shared byte incrementer -------------------------
+        # An event marks its counter pending; the updater adds one to it (byte by
+        # byte while the carry ripples) whenever the engine leaves aux alone.  The
+        # engine yields aux at the start of each of its access sequences while a
+        # counter is pending, so the updater never waits more than a few cycles
+        # and events (at most a few per received byte) are never lost.
+        nctr = len(LinkCounter)
+        pend = Signal(nctr)
+        pend_set = Signal(nctr)
         for c in set(VERDICT_COUNTER.values()):
             hit = 0
             for status, cc in VERDICT_COUNTER.items():
                 if cc == c:
                     hit = hit | (self.judged.payload == status)
-            m.d.comb += inc[c].eq(self.judged.valid & hit)
-        m.d.comb += inc[LinkCounter.DROPPED_REPLIES].eq(self.dropped)
-        for c in LinkCounter:
-            with m.If(clear_ctr):
-                m.d.sync += ctr[c].eq(inc[c])
-            with m.Elif(inc[c]):
-                m.d.sync += ctr[c].eq(ctr[c] + 1)
+            m.d.comb += pend_set[c].eq(self.judged.valid & hit)
+        m.d.comb += pend_set[LinkCounter.DROPPED_REPLIES].eq(self.dropped)
+        u_busy = Signal()
+        u_c = Signal(range(nctr))
+        u_b = Signal(2)
+        u_start = Signal()
+        pend_clr = Signal(nctr)
+        u_raddr = Signal(range(al["depth"]))
+        u_waddr = Signal(range(al["depth"]))
+        u_wdata = Signal(8)
+        u_wen = Signal()
+        first_pend = Signal(range(nctr))
+        for c in reversed(range(nctr)):
+            with m.If(pend[c]):
+                m.d.comb += first_pend.eq(c)
+        m.d.comb += u_start.eq((pend != 0) & ~u_busy & ~e_mem)
+        base = al["counters"]
+        with m.If(u_start):
+            m.d.comb += [u_raddr.eq(base + first_pend * 4), pend_clr.eq(1 << first_pend)]
+            m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_b.eq(0)]
+        with m.If(u_busy):
+            carry = aux_data[:8] == 0xFF
+            m.d.comb += [u_waddr.eq(base + Cat(u_b, u_c)), u_wdata.eq(aux_data[:8] + 1),
+                         u_wen.eq(1)]
+            with m.If(carry & (u_b != 3)):
+                m.d.comb += u_raddr.eq(base + Cat((u_b + 1)[:2], u_c))
+                m.d.sync += u_b.eq(u_b + 1)
+            with m.Else():
+                m.d.sync += u_busy.eq(0)
+        m.d.sync += pend.eq((pend & ~pend_clr) | pend_set)
+        m.d.comb += [arp.addr.eq(e_raddr | u_raddr),
+                     awp.addr.eq(Mux(u_wen, u_waddr, e_waddr)),
+                     awp.data.eq(Mux(u_wen, u_wdata, e_wdata)),
+                     awp.en.eq(u_wen | e_wen)]
+        aux_free = ~u_busy & (pend == 0)         # an access sequence may start
+
+        def aux_read(addr):
+            m.d.comb += [e_raddr.eq(addr), e_mem.eq(1)]
+
+        def aux_write(addr, value):
+            m.d.comb += [e_waddr.eq(addr), e_wdata.eq(value), e_wen.eq(1), e_mem.eq(1)]
+
         m.d.sync += self.error.eq(self.judged.valid & (self.judged.payload != Err.OK))
 
-        # -- region tables ------------------------------------------------------------
-        regions = list(Region)
-        size_t = Array(Const(region_size(cfg, r) if r in regions else 0, 26) for r in range(16))
-        lw_t = Array(Const((word_bytes(cfg, r) if r in regions else 1).bit_length() - 1, 2)
-                     for r in range(16))
-        wmask = Const(sum(1 << int(r) for r in WRITABLE), 16)
-        rmask = Const(sum(1 << int(r) for r in READABLE), 16)
-        caps_rom = Array(Const(b, 8) for b in self.caps)
+        # -- region tables (4-input ROMs) ---------------------------------------------
+        regions = {int(r) for r in Region}
+        sizes = [region_size(cfg, r) if r in regions else 0 for r in range(16)]
+        size_w = max(sizes).bit_length()
+        lws = [(word_bytes(cfg, r) if r in regions else 1).bit_length() - 1 for r in range(16)]
+        wmask = sum(1 << int(r) for r in WRITABLE)
+        rmask = sum(1 << int(r) for r in READABLE)
 
-        # -- spike collection memories --------------------------------------------------
-        m.submodules.spk_list = spk_list = Memory(shape=index_width(N), depth=N, init=[])
-        lw_p, lr_p = spk_list.write_port(), spk_list.read_port()
-        m.submodules.spk_map = spk_map = Memory(shape=8, depth=nbN, init=[])
-        bw_p, br_p = spk_map.write_port(), spk_map.read_port()
-
-        # -- registers -----------------------------------------------------------------
+        # -- registers ---------------------------------------------------------------
         op = Signal(8)
         seq = Signal(8)
-        blen = Signal(16)
-        owned = Signal()            # the current command came from the buffer
-        bank = Signal()             # ... from this bank of it
-        hdr = Signal(64)            # payload bytes 0..7
-        hc = Signal(4)
-        ptr = Signal(range(self.max_frame + 1))
+        blen = Signal(range(mf + 1))     # body length (op, seq, payload)
+        owned = Signal()                 # the current command came from the buffer
+        bank = Signal()
+        hdr = Signal(48)                 # payload bytes 0..5, shifted in
+        hc = Signal(3)
+        ptr = Signal(range(mf + 1))
         byte = Signal(8)
-        word = Signal(32)
+        dw = Signal(DATA_BITS)           # bus data, and the shift register of emitted words
         nb = Signal(3)
-        kind = Signal(8)
+        kind = Signal(2)                 # 0: ACK, 1: NAK, 2: SPIKES
         hdr_len = Signal(2)
         code = Signal(3)
-        k = Signal(17)
-        count = Signal(17)
-        b_addr = Signal(addr_bits(cfg))
-        b_wdata = Signal(DATA_BITS)
-        b_write = Signal()
-        rdata = Signal(DATA_BITS)
+        left = Signal(range(max(8 * mbody, len(self.caps), 4 * nctr) + 2))
+        lw = Signal(2)
         mbyte = Signal(8)
-        steps = Signal(16)
-        s = Signal(17)
-        remaining = Signal(16)
+        bit = Signal(3)
+        s = Signal(range(mbody // 2 + 2))
         h = Signal(16)
-        idx = Signal(16)
-        prev = Signal(16)
+        idx = Signal(max(8 * ibM, index_width(N)))
+        prev = Signal(8 * ibM)
         first = Signal()
         bpos = Signal(range(max(nbN, nbM) + 1))
-        bit = Signal(3)
         cnt = Signal(range(N + 1))
-        sidx = Signal(index_width(N))
+        k = Signal(range(max(N, 4 * nctr, len(self.caps)) + 1))
         frame_open = Signal()
-        flen = Signal(16)
+        flen = Signal(range(mbody + 1))
         use_bm = Signal()
 
-        payload_len = Signal(16)
+        payload_len = Signal(range(mf + 1))
         m.d.comb += payload_len.eq(blen - 2)
         region = hdr[0:8]
+        reg4 = hdr[0:REGION_BITS]
         start = hdr[8:32]
+        cur = hdr[8:8 + ib]              # word index of the current access
         cnt16 = hdr[32:48]
-        reg4 = region[:REGION_BITS]
-        r_size = size_t[reg4]
-        r_lw = lw_t[reg4]
-        r_ok_w = (region < 16) & wmask.bit_select(reg4, 1)
-        r_ok_r = (region < 16) & rmask.bit_select(reg4, 1)
+        steps = hdr[0:16]
+        r_size = Signal(size_w)
+        r_lw = Signal(2)
+        with m.Switch(reg4):
+            for r in range(16):
+                with m.Case(r):
+                    m.d.comb += [r_size.eq(sizes[r]), r_lw.eq(lws[r])]
+        r_hi = region[REGION_BITS:] != 0
+        r_ok_w = ~r_hi & Const(wmask, 16).bit_select(reg4, 1)
+        r_ok_r = ~r_hi & Const(rmask, 16).bit_select(reg4, 1)
+        start_ok = start[ib:] == 0 if ib < 24 else Const(1)
 
-        def addr_of(reg, index):
-            return Cat(Cat(index, Const(0, ib))[:ib], reg[:REGION_BITS])
-
-        m.d.comb += [self.rd_addr.eq(Mux(bank, self.max_frame, 0) + ptr[:len(self.rd_addr) - 1]),
+        m.d.comb += [self.rd_addr.eq(Mux(bank, mf, 0) + ptr),
                      self.release_bank.eq(bank),
-                     self.bus.payload.addr.eq(b_addr), self.bus.payload.wdata.eq(b_wdata),
-                     self.bus.payload.write.eq(b_write)]
+                     self.bus.payload.addr.eq(Cat(cur, reg4)),
+                     self.bus.payload.wdata.eq(dw)]
+        bus_write = Signal()
+        m.d.comb += self.bus.payload.write.eq(bus_write)
 
-        RETS = ["CAPS_BODY", "CLOSE", "W_NEXT", "R_EMIT", "R_LOOP", "M_WR", "M_NEXT", "M_BYTE",
-                "RS_1", "RS_2", "C_LINK", "C_CORE", "C_CORE_E", "NAK_CODE",
-                "RV_H1", "RV_H2", "RV_I1", "RV_I2", "RX_H1", "RX_H2", "RX_S1", "RX_S2", "RX_BB",
-                "EMIT_REC", "EMIT_DATA", "BM_R", "SP_OUT", "RX_ACK"]
-        ret = Signal(range(len(RETS)))
-
-        def call(state, after):
-            m.d.sync += ret.eq(RETS.index(after))
-            m.next = state
-
-        def return_():
-            with m.Switch(ret):
-                for i, name in enumerate(RETS):
-                    with m.Case(i):
-                        m.next = name
+        kind_byte = Mux(kind == 0, Kind.ACK, Mux(kind == 1, Kind.NAK, Kind.SPIKES))
 
         def header(kind_value, after, length=3):
-            m.d.sync += [kind.eq(kind_value), hdr_len.eq(length - 1), hc.eq(0)]
-            call("HDR", after)
+            kv = {Kind.ACK: 0, Kind.NAK: 1, Kind.SPIKES: 2}[kind_value]
+            m.d.sync += [kind.eq(kv), hdr_len.eq(length - 1), hc.eq(0)]
+            fsm.call("HDR", after)
 
         def emit_word(value, nbytes, after):
-            m.d.sync += [word.eq(value), nb.eq(nbytes)]
-            call("EMITW", after)
+            m.d.sync += [dw.eq(value), nb.eq(nbytes)]
+            fsm.call("EMITW", after)
 
         def fetch(after):
-            call("FETCH", after)
+            """Read the byte at ``ptr`` into ``byte`` (``ptr`` must not change in
+            this cycle: the read port answers for the previous cycle's address)."""
+            fsm.call("FETCH", after)
 
-        def bus_op(addr, wdata, write, after):
-            m.d.sync += [b_addr.eq(addr), b_wdata.eq(wdata), b_write.eq(write)]
-            call("BUS", after)
+        def fetch_checked(after):
+            """As :func:`fetch`, but a read past the payload rejects the command."""
+            with m.If(ptr == blen):
+                nak(Err.ARGS)
+            with m.Else():
+                fetch(after)
+
+        def bus_op(write, after):
+            m.d.sync += bus_write.eq(write)
+            fsm.call("BUS", after)
 
         def nak(err):
             m.d.sync += code.eq(err)
-            m.next = "NAK"
+            fsm.goto("NAK")
 
-        def axon_index_states(first, second, after):
+        def state(name):
+            fsm.defined.add(name)
+            return m.Case(fsm.id(name))
+
+        def axon_index_states(first_state, second_state, after, checked):
             """States reading an axon index of ``ibM`` little-endian bytes into ``idx``."""
-            with m.State(first):
+            with state(first_state):
                 if ibM == 1:
                     m.d.sync += idx.eq(byte)
-                    m.next = after
+                    fsm.goto(after)
                 else:
                     m.d.sync += idx[0:8].eq(byte)
-                    fetch(second)
-            with m.State(second):           # in RETS, so defined even when unused
-                m.d.sync += idx[8:16].eq(byte)
-                m.next = after
+                    (fetch_checked if checked else fetch)(second_state)
+            if ibM != 1:
+                with state(second_state):
+                    m.d.sync += idx[8:16].eq(byte)
+                    fsm.goto(after)
 
-        with m.FSM():
-            with m.State("IDLE"):
+        with m.Switch(fsm.state):
+            with state("IDLE"):
                 m.d.comb += self.verdict.ready.eq(1)
                 with m.If(self.verdict.valid):
                     v = self.verdict.payload
                     m.d.sync += [op.eq(v.op), seq.eq(v.seq), blen.eq(v.length), hc.eq(0),
                                  ptr.eq(2), owned.eq(v.status == Err.OK), bank.eq(v.bank)]
                     with m.If(v.status == Err.OK):
-                        m.next = "LOAD"
+                        fsm.goto("LOAD")
                     with m.Else():
                         m.d.sync += code.eq(v.status)
-                        m.next = "NAK"
+                        fsm.goto("NAK")
 
-            with m.State("LOAD"):
+            with state("LOAD"):         # payload bytes 0..5 into hdr (rd_data lags ptr by one)
                 m.d.sync += [ptr.eq(ptr + 1), hc.eq(hc + 1)]
                 with m.If(hc != 0):
-                    m.d.sync += hdr.word_select((hc - 1)[:3], 8).eq(self.rd_data)
-                with m.If(hc == 8):
-                    m.next = "DECODE"
+                    m.d.sync += hdr.eq(Cat(hdr[8:], self.rd_data))
+                with m.If(hc == 6):
+                    fsm.goto("DECODE")
 
-            with m.State("DECODE"):
+            with state("DECODE"):
                 P = payload_len
-                m.d.sync += k.eq(0)
                 with m.Switch(op):
                     with m.Case(Op.CAPS):
                         with m.If(P == 0):
-                            header(Kind.ACK, "CAPS_BODY")
+                            m.d.sync += k.eq(0)
+                            header(Kind.ACK, "CAPS_RD")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE):
-                        dlen = Signal(16)
-                        m.d.comb += dlen.eq(P - 4)
-                        wcount = dlen >> r_lw
+                        dlen = (P - 4)[:len(P)]
                         align = (dlen & ((Const(1, 4) << r_lw) - 1)) == 0
-                        with m.If((P >= 4) & r_ok_w & align & (wcount != 0)
-                                  & (start + wcount <= r_size)):
-                            m.d.sync += [count.eq(wcount), ptr.eq(6)]
-                            m.next = "W_LOOP"
+                        m.d.sync += [left.eq(dlen >> r_lw), lw.eq(r_lw)]
+                        with m.If((P >= 4) & r_ok_w & align):
+                            m.d.sync += ptr.eq(6)
+                            fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.READ):
-                        with m.If((P == 6) & r_ok_r & (cnt16 != 0)
-                                  & ((cnt16 << r_lw) <= mbody - 3) & (start + cnt16 <= r_size)):
-                            m.d.sync += count.eq(cnt16)
-                            header(Kind.ACK, "R_LOOP")
+                        m.d.sync += [left.eq(cnt16), lw.eq(r_lw)]
+                        with m.If((P == 6) & r_ok_r & (cnt16[10:] == 0)
+                                  & ((cnt16[:10] << r_lw) <= mbody - 3)):
+                            fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE_MASK):
+                        m.d.sync += [left.eq(cnt16), bit.eq(0), ptr.eq(8)]
                         with m.If((P >= 6) & ((region == Region.W_REC) | (region == Region.W_IN))
-                                  & (cnt16 != 0) & (P == 6 + ((cnt16 + 7) >> 3))
-                                  & (start + cnt16 <= r_size)):
-                            m.d.sync += [count.eq(cnt16), ptr.eq(8)]
-                            m.next = "M_LOOP"
+                                  & (P - 6 == (cnt16 + 7)[3:])):
+                            fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.RUN):
                         with m.If(P >= 2):
-                            m.d.sync += [steps.eq(hdr[0:16]), remaining.eq(P - 2), s.eq(0),
-                                         ptr.eq(4)]
-                            m.next = "RV"
+                            m.d.sync += [s.eq(0), ptr.eq(4)]
+                            fsm.goto("RV")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.RESET):
-                        with m.If((P == 1) & (hdr[0:8] < 8)):
-                            m.next = "RS_0"
+                        with m.If((P == 1) & (hdr[3:8] == 0)):
+                            m.d.sync += hdr[0:REGION_BITS].eq(Region.CONTROL)
+                            m.d.sync += cur.eq(0)
+                            m.d.sync += [mbyte.eq(hdr[0:8]), dw.eq(0)]
+                            fsm.goto("RS_0")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.COUNTERS):
                         with m.If(P == 0):
+                            m.d.sync += k.eq(0)
                             header(Kind.ACK, "C_LINK")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Default():
                         nak(Err.OPCODE)
 
+            with state("RANGE"):        # WRITE, READ, WRITE_MASK: 1 <= count, start + count <= size
+                with m.If((left != 0) & start_ok & (cur + left <= r_size)):
+                    with m.Switch(op):
+                        with m.Case(Op.WRITE):
+                            fsm.goto("W_LOOP")
+                        with m.Case(Op.READ):
+                            header(Kind.ACK, "R_LOOP")
+                        with m.Default():
+                            fsm.goto("M_LOOP")
+                with m.Else():
+                    nak(Err.ARGS)
+
             # -- shared subroutines ----------------------------------------------------
-            with m.State("HDR"):
+            with state("HDR"):
                 m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.data.eq(Mux(hc == 0, kind, Mux(hc == 1, seq, op)))]
+                             self.tx.payload.data.eq(Mux(hc == 0, kind_byte, Mux(hc == 1, seq, op)))]
                 with m.If(self.tx.ready):
                     m.d.sync += hc.eq(hc + 1)
                     with m.If(hc == hdr_len):
-                        return_()
-            with m.State("EMITW"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.data.eq(word[:8])]
+                        fsm.return_()
+            with state("EMITW"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.data.eq(dw[:8])]
                 with m.If(self.tx.ready):
-                    m.d.sync += [word.eq(word >> 8), nb.eq(nb - 1)]
+                    m.d.sync += [dw.eq(dw >> 8), nb.eq(nb - 1)]
                     with m.If(nb == 1):
-                        return_()
-            with m.State("FETCH"):          # wait one cycle for rd_data at ptr
-                m.next = "FETCH_W"
-            with m.State("FETCH_W"):
+                        fsm.return_()
+            with state("FETCH"):
                 m.d.sync += [byte.eq(self.rd_data), ptr.eq(ptr + 1)]
-                return_()
-            with m.State("BUS"):
+                fsm.return_()
+            with state("BUS"):
                 m.d.comb += self.bus.valid.eq(1)
                 with m.If(self.bus.ready):
-                    m.next = "BUS_W"
-            with m.State("BUS_W"):
+                    fsm.goto("BUS_W")
+            with state("BUS_W"):
                 m.d.comb += self.bus_resp.ready.eq(1)
                 with m.If(self.bus_resp.valid):
-                    m.d.sync += rdata.eq(self.bus_resp.payload.rdata)
-                    return_()
+                    m.d.sync += dw.eq(self.bus_resp.payload.rdata)
+                    fsm.return_()
 
-            with m.State("NAK"):
+            with state("NAK"):
                 with m.If(code == Err.OPCODE):
-                    m.d.comb += inc[LinkCounter.OPCODE_ERRORS].eq(1)
+                    m.d.comb += pend_set[LinkCounter.OPCODE_ERRORS].eq(1)
                 with m.If(code == Err.ARGS):
-                    m.d.comb += inc[LinkCounter.ARG_ERRORS].eq(1)
+                    m.d.comb += pend_set[LinkCounter.ARG_ERRORS].eq(1)
                 m.d.sync += self.error.eq(1)
                 header(Kind.NAK, "NAK_CODE")
-            with m.State("NAK_CODE"):
+            with state("NAK_CODE"):
                 emit_word(code, 1, "CLOSE")
-            with m.State("CLOSE"):
+            with state("CLOSE"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                 with m.If(self.tx.ready):
-                    m.next = "FINISH"
-            with m.State("FINISH"):
+                    fsm.goto("FINISH")
+            with state("FINISH"):
                 m.d.comb += self.release.eq(owned)
                 m.d.sync += owned.eq(0)
-                m.next = "IDLE"
+                fsm.goto("IDLE")
 
-            # -- CAPS ----------------------------------------------------------------------
-            with m.State("CAPS_BODY"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.data.eq(caps_rom[k[:8]])]
-                with m.If(self.tx.ready):
+            # -- CAPS and the link counters: bytes of aux ----------------------------------
+            def aux_bytes(rd_state, emit_state, addr, count, after):
+                with state(rd_state):
+                    with m.If(k == count):
+                        fsm.goto(after)
+                    with m.Elif(aux_free):
+                        aux_read(addr)
+                        fsm.goto(emit_state)
+                with state(emit_state):
                     m.d.sync += k.eq(k + 1)
-                    with m.If(k == len(self.caps) - 1):
-                        m.next = "CLOSE"
+                    emit_word(aux_data[:8], 1, rd_state)
+
+            aux_bytes("CAPS_RD", "CAPS_EM", al["caps"] + k, len(self.caps), "CLOSE")
 
             # -- WRITE: words of 1, 2 or 4 bytes ------------------------------------------
-            with m.State("W_LOOP"):
-                with m.If(k == count):
+            with state("W_LOOP"):
+                with m.If(left == 0):
                     header(Kind.ACK, "CLOSE")
                 with m.Else():
-                    m.d.sync += [b_wdata.eq(0), nb.eq(0)]
-                    m.next = "W_FETCH"
-            with m.State("W_FETCH"):
-                m.next = "W_BYTE"
-            with m.State("W_BYTE"):
-                m.d.sync += [b_wdata.word_select(nb[:2], 8).eq(self.rd_data), ptr.eq(ptr + 1),
-                             nb.eq(nb + 1)]
-                with m.If(nb == (Const(1, 4) << r_lw) - 1):
-                    m.d.sync += [b_addr.eq(addr_of(region, start + k)), b_write.eq(1)]
-                    call("BUS", "W_NEXT")
+                    m.d.sync += [dw.eq(0), nb.eq(0)]
+                    fetch("W_BYTE")
+            with state("W_BYTE"):
+                m.d.sync += [dw.word_select(nb[:2], 8).eq(byte), nb.eq(nb + 1)]
+                with m.If(nb[:2] == (Const(1, 4) << lw) - 1):
+                    bus_op(1, "W_NEXT")
                 with m.Else():
-                    m.next = "W_FETCH"
-            with m.State("W_NEXT"):
-                m.d.sync += k.eq(k + 1)
-                m.next = "W_LOOP"
+                    fetch("W_BYTE")
+            with state("W_NEXT"):
+                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
+                fsm.goto("W_LOOP")
 
             # -- READ ----------------------------------------------------------------------
-            with m.State("R_LOOP"):
-                with m.If(k == count):
-                    m.next = "CLOSE"
+            with state("R_LOOP"):
+                with m.If(left == 0):
+                    fsm.goto("CLOSE")
                 with m.Else():
-                    bus_op(addr_of(region, start + k), 0, 0, "R_EMIT")
-            with m.State("R_EMIT"):
-                m.d.sync += k.eq(k + 1)
-                emit_word(rdata, Const(1, 4) << r_lw, "R_LOOP")
+                    bus_op(0, "R_EMIT")
+            with state("R_EMIT"):
+                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), nb.eq(Const(1, 4) << lw)]
+                fsm.call("EMITW", "R_LOOP")
 
             # -- WRITE_MASK: read-modify-write of the plastic bit ------------------------
-            wb = cfg.weight_bits
-            with m.State("M_LOOP"):
-                with m.If(k == count):
+            with state("M_LOOP"):
+                with m.If(left == 0):
                     header(Kind.ACK, "CLOSE")
-                with m.Elif(k[:3] == 0):
+                with m.Elif(bit == 0):
                     fetch("M_BYTE")
                 with m.Else():
-                    bus_op(addr_of(region, start + k), 0, 0, "M_WR")
-            with m.State("M_BYTE"):
+                    bus_op(0, "M_WR")
+            with state("M_BYTE"):
                 m.d.sync += mbyte.eq(byte)
-                bus_op(addr_of(region, start + k), 0, 0, "M_WR")
-            with m.State("M_WR"):
-                new = Signal(DATA_BITS)
-                m.d.comb += new.eq(rdata)
-                m.d.comb += new[wb].eq(mbyte.bit_select(k[:3], 1))
-                bus_op(addr_of(region, start + k), new, 1, "M_NEXT")
-            with m.State("M_NEXT"):
-                m.d.sync += k.eq(k + 1)
-                m.next = "M_LOOP"
+                bus_op(0, "M_WR")
+            with state("M_WR"):
+                m.d.sync += dw[wb].eq(mbyte.bit_select(bit, 1))
+                bus_op(1, "M_NEXT")
+            with state("M_NEXT"):
+                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), bit.eq(bit + 1)]
+                fsm.goto("M_LOOP")
 
-            # -- RESET ---------------------------------------------------------------------
-            flags = hdr[0:8]
-            with m.State("RS_0"):
-                with m.If(flags[0]):
-                    bus_op(addr_of(Const(Region.CONTROL, 4), Const(0, 1)), 0, 1, "RS_1")
+            # -- RESET: flags in mbyte; hdr addresses CONTROL 0, then COUNTER 0 ------------
+            with state("RS_0"):
+                with m.If(mbyte[0]):
+                    bus_op(1, "RS_1")
                 with m.Else():
-                    m.next = "RS_1"
-            with m.State("RS_1"):
-                with m.If(flags[1]):
-                    bus_op(addr_of(Const(Region.COUNTER, 4), Const(0, 1)), 0, 1, "RS_2")
+                    fsm.goto("RS_1")
+            with state("RS_1"):
+                m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), dw.eq(0)]
+                with m.If(mbyte[1]):
+                    fsm.goto("RS_1B")
                 with m.Else():
-                    m.next = "RS_2"
-            with m.State("RS_2"):
-                m.d.comb += clear_ctr.eq(flags[2])
-                header(Kind.ACK, "CLOSE")
+                    fsm.goto("RS_2")
+            with state("RS_1B"):
+                bus_op(1, "RS_2")
+            with state("RS_2"):
+                m.d.sync += k.eq(0)
+                with m.If(mbyte[2]):
+                    fsm.goto("RS_CLR")
+                with m.Else():
+                    header(Kind.ACK, "CLOSE")
+            with state("RS_CLR"):        # zero the link counters' bytes in aux
+                with m.If(k == 4 * nctr):
+                    header(Kind.ACK, "CLOSE")
+                with m.Elif(aux_free):
+                    aux_write(al["counters"] + k, 0)
+                    m.d.sync += k.eq(k + 1)
 
             # -- COUNTERS ------------------------------------------------------------------
-            with m.State("C_LINK"):
-                with m.If(k == len(LinkCounter)):
-                    m.d.sync += k.eq(0)
-                    m.next = "C_CORE"
+            aux_bytes("C_LINK", "C_LINK_EM", al["counters"] + k, 4 * nctr, "C_CORE0")
+            with state("C_CORE0"):
+                m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), cur.eq(0)]
+                fsm.goto("C_CORE")
+            with state("C_CORE"):
+                with m.If(cur == len(Counter)):
+                    fsm.goto("CLOSE")
                 with m.Else():
-                    m.d.sync += k.eq(k + 1)
-                    emit_word(ctr[k[:3]], 4, "C_LINK")
-            with m.State("C_CORE"):
-                with m.If(k == len(Counter)):
-                    m.next = "CLOSE"
-                with m.Else():
-                    bus_op(addr_of(Const(Region.COUNTER, 4), k), 0, 0, "C_CORE_E")
-            with m.State("C_CORE_E"):
-                m.d.sync += k.eq(k + 1)
-                emit_word(rdata, 4, "C_CORE")
+                    bus_op(0, "C_CORE_E")
+            with state("C_CORE_E"):
+                m.d.sync += [cur.eq(cur + 1), nb.eq(4)]
+                fsm.call("EMITW", "C_CORE")
 
             # -- RUN, pass 1: check every step record -------------------------------------
-            with m.State("RV"):
-                with m.If(remaining == 0):
+            with state("RV"):
+                with m.If(ptr == blen):
                     with m.If(s == steps):
-                        m.d.sync += [ptr.eq(4), s.eq(0), frame_open.eq(0)]
-                        m.next = "RX_STEP"
+                        m.d.sync += [ptr.eq(4), frame_open.eq(0)]
+                        fsm.goto("RX_STEP")
                     with m.Else():
                         nak(Err.ARGS)
-                with m.Elif(remaining < 2):
-                    nak(Err.ARGS)
                 with m.Else():
                     fetch("RV_H1")
-            with m.State("RV_H1"):
+            with state("RV_H1"):
                 m.d.sync += h[0:8].eq(byte)
-                fetch("RV_H2")
-            with m.State("RV_H2"):
-                m.d.sync += [h[8:16].eq(byte), remaining.eq(remaining - 2), s.eq(s + 1)]
-                m.next = "RV_REC"
-            with m.State("RV_REC"):
+                fetch_checked("RV_H2")
+            with state("RV_H2"):
+                m.d.sync += [h[8:16].eq(byte), s.eq(s + 1), bpos.eq(0), first.eq(1)]
+                fsm.goto("RV_REC")
+            with state("RV_REC"):
                 with m.If(h == BITMAP_TAG):
-                    with m.If(remaining < nbM):
-                        nak(Err.ARGS)
+                    with m.If(bpos == nbM):
+                        fsm.goto("RV")
                     with m.Else():
-                        m.d.sync += [ptr.eq(ptr + nbM), remaining.eq(remaining - nbM)]
-                        m.next = "RV"
-                with m.Elif((h > M) | (remaining < h * ibM)):
+                        m.d.sync += bpos.eq(bpos + 1)
+                        fetch_checked("RV_REC")
+                with m.Elif(h > M):
                     nak(Err.ARGS)
+                with m.Elif(h == 0):
+                    fsm.goto("RV")
                 with m.Else():
-                    m.d.sync += [k.eq(0), first.eq(1), remaining.eq(remaining - h * ibM)]
-                    m.next = "RV_IDX"
-            with m.State("RV_IDX"):
-                with m.If(k == h):
-                    m.next = "RV"
-                with m.Else():
-                    fetch("RV_I1")
-            axon_index_states("RV_I1", "RV_I2", "RV_CHK")
-            with m.State("RV_CHK"):
+                    fetch_checked("RV_I1")
+            axon_index_states("RV_I1", "RV_I2", "RV_CHK", True)
+            with state("RV_CHK"):
                 with m.If((idx >= M) | (~first & (idx <= prev))):
                     nak(Err.ARGS)
                 with m.Else():
-                    m.d.sync += [prev.eq(idx), first.eq(0), k.eq(k + 1)]
-                    m.next = "RV_IDX"
+                    m.d.sync += [prev.eq(idx), first.eq(0), h.eq(h - 1)]
+                    fsm.goto("RV_REC")
 
             # -- RUN, pass 2: events in, spikes out ---------------------------------------
-            with m.State("RX_STEP"):
-                with m.If(s == steps):
-                    m.next = "RX_DONE"
+            with state("RX_STEP"):
+                with m.If(ptr == blen):
+                    fsm.goto("RX_DONE")
                 with m.Else():
                     fetch("RX_H1")
-            with m.State("RX_H1"):
+            with state("RX_H1"):
                 m.d.sync += h[0:8].eq(byte)
                 fetch("RX_H2")
-            with m.State("RX_H2"):
-                m.d.sync += [h[8:16].eq(byte), k.eq(0), bpos.eq(0)]
+            with state("RX_H2"):
+                m.d.sync += [h[8:16].eq(byte), bpos.eq(0)]
                 with m.If(Cat(h[0:8], byte) == BITMAP_TAG):
-                    m.next = "RX_BM"
+                    fsm.goto("RX_BM")
                 with m.Else():
-                    m.next = "RX_SP"
-            with m.State("RX_SP"):
-                with m.If(k == h):
-                    m.next = "RX_END"
+                    fsm.goto("RX_SP")
+            with state("RX_SP"):
+                with m.If(h == 0):
+                    fsm.goto("RX_END")
                 with m.Else():
                     fetch("RX_S1")
-            axon_index_states("RX_S1", "RX_S2", "RX_EV")
-            with m.State("RX_EV"):
+            axon_index_states("RX_S1", "RX_S2", "RX_EV", False)
+            with state("RX_EV"):
                 m.d.comb += [self.events.valid.eq(1), self.events.payload.index.eq(idx)]
                 with m.If(self.events.ready):
-                    m.d.sync += k.eq(k + 1)
-                    m.next = "RX_SP"
-            with m.State("RX_BM"):
+                    m.d.sync += h.eq(h - 1)
+                    fsm.goto("RX_SP")
+            with state("RX_BM"):
                 with m.If(bpos == nbM):
-                    m.next = "RX_END"
+                    fsm.goto("RX_END")
                 with m.Else():
                     fetch("RX_BB")
-            with m.State("RX_BB"):
+            with state("RX_BB"):
                 m.d.sync += [mbyte.eq(byte), bit.eq(0)]
-                m.next = "RX_BIT"
-            with m.State("RX_BIT"):
+                fsm.goto("RX_BIT")
+            with state("RX_BIT"):
                 bidx = Cat(bit, bpos)
                 fire = mbyte.bit_select(bit, 1) & (bidx < M)
                 m.d.comb += [self.events.valid.eq(fire), self.events.payload.index.eq(bidx)]
@@ -526,30 +642,29 @@ class CommandEngine(wiring.Component):
                     m.d.sync += bit.eq(bit + 1)
                     with m.If(bit == 7):
                         m.d.sync += bpos.eq(bpos + 1)
-                        m.next = "RX_BM"
-            with m.State("RX_END"):
+                        fsm.goto("RX_BM")
+            with state("RX_END"):
                 m.d.comb += [self.events.valid.eq(1), self.events.payload.end.eq(1)]
                 with m.If(self.events.ready):
                     m.d.sync += cnt.eq(0)
-                    m.next = "COLLECT"
-            with m.State("COLLECT"):
-                m.d.comb += self.spikes.ready.eq(1)
-                with m.If(self.spikes.valid):
+                    fsm.goto("COLLECT")
+            sidx = idx[:index_width(N)]
+            with state("COLLECT"):       # store a spike in the list, then set its bitmap bit
+                m.d.comb += self.spikes.ready.eq(aux_free)
+                with m.If(self.spikes.valid & aux_free):
                     with m.If(self.spikes.payload.end):
-                        m.next = "EMIT_REC"
+                        fsm.goto("EMIT_REC")
                     with m.Else():
-                        m.d.comb += [lw_p.addr.eq(cnt), lw_p.data.eq(self.spikes.payload.index),
-                                     lw_p.en.eq(1)]
-                        m.d.sync += [cnt.eq(cnt + 1), sidx.eq(self.spikes.payload.index)]
-                        m.next = "SET_R"
-            with m.State("SET_R"):
-                m.d.comb += br_p.addr.eq(sidx >> 3)
-                m.next = "SET_W"
-            with m.State("SET_W"):
-                m.d.comb += [bw_p.addr.eq(sidx >> 3), bw_p.en.eq(1),
-                             bw_p.data.eq(br_p.data | (Const(1, 8) << sidx[:3]))]
-                m.next = "COLLECT"
-            with m.State("EMIT_REC"):
+                        aux_write(al["list"] + cnt, self.spikes.payload.index)
+                        m.d.sync += [cnt.eq(cnt + 1), idx.eq(self.spikes.payload.index)]
+                        fsm.goto("SET_R")
+            with state("SET_R"):
+                aux_read(al["map"] + (sidx >> 3))
+                fsm.goto("SET_W")
+            with state("SET_W"):
+                aux_write(al["map"] + (sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
+                fsm.goto("COLLECT")
+            with state("EMIT_REC"):
                 bm_now = cnt * ibN > nbN
                 rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
                 m.d.sync += use_bm.eq(bm_now)
@@ -563,41 +678,39 @@ class CommandEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [flen.eq(flen + rs), k.eq(0), bpos.eq(0)]
                     emit_word(Mux(bm_now, BITMAP_TAG, cnt), 2, "EMIT_DATA")
-            with m.State("EMIT_DATA"):
+            with state("EMIT_DATA"):
                 with m.If(use_bm):
-                    m.next = "BM_R"
+                    fsm.goto("BM_R")
                 with m.Else():
-                    m.next = "SP_OUT"
-            with m.State("BM_R"):
+                    fsm.goto("SP_OUT")
+            with state("BM_R"):          # emit a bitmap byte and clear it
                 with m.If(bpos == nbN):
-                    m.next = "EMIT_NEXT"
-                with m.Else():
-                    m.d.comb += br_p.addr.eq(bpos)
-                    m.next = "BM_W"
-            with m.State("BM_W"):
-                m.d.comb += [bw_p.addr.eq(bpos), bw_p.data.eq(0), bw_p.en.eq(1)]
+                    fsm.goto("RX_STEP")
+                with m.Elif(aux_free):
+                    aux_read(al["map"] + bpos)
+                    fsm.goto("BM_W")
+            with state("BM_W"):
+                aux_write(al["map"] + bpos, 0)
                 m.d.sync += bpos.eq(bpos + 1)
-                emit_word(br_p.data, 1, "BM_R")
-            with m.State("SP_OUT"):
+                emit_word(aux_data[:8], 1, "BM_R")
+            with state("SP_OUT"):        # emit a list entry and clear its bitmap byte
                 with m.If(k == cnt):
-                    m.next = "EMIT_NEXT"
-                with m.Else():
-                    m.d.comb += lr_p.addr.eq(k)
-                    m.next = "SP_W"
-            with m.State("SP_W"):
-                m.d.comb += [bw_p.addr.eq(lr_p.data >> 3), bw_p.data.eq(0), bw_p.en.eq(1)]
+                    fsm.goto("RX_STEP")
+                with m.Elif(aux_free):
+                    aux_read(al["list"] + k)
+                    fsm.goto("SP_W")
+            with state("SP_W"):
+                aux_write(al["map"] + (aux_data[:index_width(N)] >> 3), 0)
                 m.d.sync += k.eq(k + 1)
-                emit_word(lr_p.data, ibN, "SP_OUT")
-            with m.State("EMIT_NEXT"):
-                m.d.sync += s.eq(s + 1)
-                m.next = "RX_STEP"
-            with m.State("RX_DONE"):
+                emit_word(aux_data[:index_width(N)], ibN, "SP_OUT")
+            with state("RX_DONE"):
                 with m.If(frame_open):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                     with m.If(self.tx.ready):
                         m.d.sync += frame_open.eq(0)
                 with m.Else():
                     header(Kind.ACK, "RX_ACK")
-            with m.State("RX_ACK"):
+            with state("RX_ACK"):
                 emit_word(steps, 2, "CLOSE")
+        fsm.check()
         return m

@@ -483,3 +483,18 @@ def test_top_level_at_the_pins():
     assert (kind, seq, rest[0]) == (Kind.ACK, 9, Op.CAPS)
     assert rest[1:] == caps_payload(CFG, max_frame=64, clk_hz=4_000_000, baud=1_000_000, board="pins")
     assert seen["activity"] == 1
+
+
+def test_link_counters_carry_past_a_byte():
+    """The link counters are kept byte by byte; 300 rejected frames of each of
+    two kinds carry into the second byte of two counters.  The frames come
+    slowly enough that no answer is dropped."""
+    short = bytes((0x55, END)) * 300                   # LENGTH
+    bad_crc = (bytes(6) + bytes((END,))) * 300          # CRC
+    assert crc16(bytes(6)) != 0
+    items = [cmd(Op.RESET, 1, b"\x04"), short, bad_crc, cmd(Op.COUNTERS, 2)]
+    answers, _, _ = check(CFG, items, gap=14, max_wait=200_000)
+    words = frames_of(answers[3])[0][2][1:]
+    c = [int.from_bytes(words[4 * i:4 * i + 4], "little") for i in range(len(LinkCounter))]
+    assert c[LinkCounter.LENGTH_ERRORS] == 300 and c[LinkCounter.CRC_ERRORS] == 300
+    assert c[LinkCounter.FRAMES_OK] == 1
