@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import (CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS,
                        TRACE_BITS, V_BITS, DECAY_ONE, signed_range)
+from ..errors import RangeError
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
 from .divider import ConstDivider
 from .geometry import Geometry
@@ -41,6 +42,30 @@ _W16 = ("threshold", "v_reset", "v_rest", "alpha_v", "alpha_i")   # 16-bit param
 
 def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
+
+
+def _amt_d_place(k: int, banks: int) -> tuple[int, int]:
+    """``(memory, byte)`` of ``d`` for post lane ``k`` of a column (``k = j mod P``).
+
+    Post ``j`` goes to amount memory ``(j + 1) mod B``: ``q`` of neuron ``j`` is
+    in memory ``j mod B`` and ``q`` of axon ``j + 2`` in ``(j + 2) mod B``, so the
+    three writes of one clock of the neuron pass never meet.
+    """
+    return (k + 1) % banks, k // banks
+
+
+def _rotate(m, words, amount, direction, name):
+    """``out[e] = words[(e + direction*amount) mod B]`` as a barrel rotator
+    (log2(B) layers of 2:1 multiplexers, each shared by every output)."""
+    n = len(words)
+    cur = list(words)
+    for s in range(n.bit_length() - 1):
+        k = 1 << s
+        nxt = [Signal.like(cur[0], name=f"{name}{e}_r{s}") for e in range(n)]
+        for e in range(n):
+            m.d.comb += nxt[e].eq(Mux(amount[s], cur[(e + direction * k) % n], cur[e]))
+        cur = nxt
+    return cur
 
 
 class Core(wiring.Component):
@@ -85,6 +110,8 @@ class Core(wiring.Component):
         self.config = config
         self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
+        if banks < 4:
+            raise RangeError(f"banks must be a power of two >= 4, got {banks}")
         self.geometry = geo = Geometry(config, banks=banks)
         self.synapse_attrs = dict(synapse_attrs or {})
         n, m = config.neurons, config.inputs
@@ -107,16 +134,16 @@ class Core(wiring.Component):
         md["ref_tref"] = MemoryData(shape=unsigned(16), depth=n, init=[])   # lanes: ref, t_ref
         md["traces"] = MemoryData(shape=unsigned(16), depth=n, init=[])     # lanes: pre, post
         md["acc"] = MemoryData(shape=unsigned(geo.posts * geo.acc_bits), depth=geo.cols, init=[])
-        md["dep"] = MemoryData(shape=unsigned(geo.posts * TRACE_BITS), depth=geo.cols, init=[])
-        md["q_rec"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
-                                 depth=geo.n_pad // geo.banks, init=[])
+        # STDP amounts, one memory per bank position e (see _amt_*): q of
+        # source rows B*kk + e at address kk, then d of this step's posts
+        for e in range(geo.banks):
+            md[f"amt{e}"] = MemoryData(shape=unsigned(geo.lanes * TRACE_BITS),
+                                       depth=geo.row_groups + geo.cols, init=[])
         # spike list (entries 0..N-1) and input event list (entries N..N+M-1) share a RAM
         md["slist"] = MemoryData(shape=unsigned(_bits(max(n, m))), depth=n + m, init=[])
         if m:
             # lanes: input trace, "axon k spiked in the step being collected"
             md["itrace"] = MemoryData(shape=unsigned(16), depth=m, init=[])
-            md["q_in"] = MemoryData(shape=unsigned(geo.banks * TRACE_BITS),
-                                    depth=geo.m_pad // geo.banks, init=[])
         #: initial values of the STDP and global registers and of the number of
         #: pending spikes (simulation preload)
         self.reg_init = {f.name: 0 for f in STDP_FIELDS + GLOBAL_FIELDS}
@@ -155,12 +182,10 @@ class Core(wiring.Component):
         reftr = mem("ref_tref", granularity=8)
         traces = mem("traces", granularity=8)
         acc = mem("acc", granularity=AW)
-        dep = mem("dep", granularity=TRACE_BITS)
-        q_rec = mem("q_rec", granularity=TRACE_BITS)
+        amt = [mem(f"amt{e}", granularity=TRACE_BITS) for e in range(B)]
         slist = mem("slist")
         if M:
             itrace = mem("itrace", granularity=8)
-            q_in = mem("q_in", granularity=TRACE_BITS)
 
         # synapse banks (ports wired after the synapse pipeline below)
         s_wen = [Signal(L, name=f"s_wen{b}") for b in range(B)]
@@ -179,7 +204,13 @@ class Core(wiring.Component):
         m.d.comb += [getattr(sp, k).eq(regs[k]) for k in
                      ("w_shift", "a_plus", "a_minus", "alpha_pre", "alpha_post", "jump_pre",
                       "jump_post")]
-        cnt = [Signal(DATA_BITS, name=f"cnt_{c.name.lower()}") for c in Counter]
+        # The counters share one adder: after a step (and for a bus read) they
+        # rotate through it, one per clock (state CNT).  LAST_STEP_CYCLES is
+        # step_cyc itself, which holds its value until the next step starts.
+        chain_ids = [c for c in Counter if c != Counter.LAST_STEP_CYCLES]
+        chain = [Signal(DATA_BITS, name=f"cnt_{c.name.lower()}") for c in chain_ids]
+        cph = Signal(range(len(chain)))   # rotation phase: chain[0] holds counter chain_ids[cph]
+        cnt_upd = Signal()                # add the step's amounts (else: a bus read)
         n_r = Signal(range(N + 1), init=ri.get("pending_spikes", 0))   # rows of s(t-1)
         n_s = Signal(range(N + 1))        # spikes of this step
         n_k = Signal(range(M + 1))        # distinct input events collected
@@ -267,16 +298,13 @@ class Core(wiring.Component):
         iss = Signal()                              # issue a read this cycle
         iss_addr = Signal(range(geo.depth + geo.banks * C + 1))
         iss_c = Signal(range(max(C, 2)))
-        iss_qsel = Signal()
         v0, v1, v2 = Signal(), Signal(), Signal()
-        rot0, rot1 = Signal(range(B)), Signal(range(B))
+        rot0, rot1, rot2 = Signal(range(B)), Signal(range(B)), Signal(range(B))
         addr0, addr1, addr2 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(3))
         c0, c1 = Signal.like(iss_c), Signal.like(iss_c)
-        qsel0 = Signal()
         raw1 = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
         acc1 = Signal(P * AW)
-        dep1 = Signal(P * TRACE_BITS)
-        q1 = Signal(B * TRACE_BITS)
+        amt1 = [Signal(TRACE_BITS, name=f"amt1_{k}") for k in range(P)]   # per rotated lane
         words2 = [Signal(geo.width, name=f"words2_{b}") for b in range(B)]
         changed2 = Signal()
         drained = Signal()
@@ -284,48 +312,42 @@ class Core(wiring.Component):
 
         m.d.sync += [v0.eq(iss), v1.eq(v0), v2.eq(v1)]
         with m.If(iss):
-            m.d.sync += [rot0.eq(rot), addr0.eq(iss_addr), c0.eq(iss_c), qsel0.eq(iss_qsel)]
+            m.d.sync += [rot0.eq(rot), addr0.eq(iss_addr), c0.eq(iss_c)]
         with m.If(v0):
-            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0), acc1.eq(acc_rp.data),
-                         dep1.eq(dep[0].data)] + [raw1[b].eq(s_rdata[b]) for b in range(B)]
-            if M:
-                m.d.sync += q1.eq(Mux(qsel0, q_in[0].data, q_rec[0].data))
-            else:
-                m.d.sync += q1.eq(q_rec[0].data)
+            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0), acc1.eq(acc_rp.data)]
+            m.d.sync += [raw1[b].eq(s_rdata[b]) for b in range(B)]
+            # amounts in the rotated order of the access (position e = bank
+            # (rot + e) mod B): rows take d of post L*e + l, columns q of row e
+            for k in range(P):
+                e, l = divmod(k, L)
+                d_mem, d_byte = _amt_d_place(k, B)
+                d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
+                m.d.sync += amt1[k].eq(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
         with m.If(iss):
-            m.d.comb += [acc_rp.addr.eq(iss_c), dep[0].addr.eq(iss_c)]
+            m.d.comb += acc_rp.addr.eq(iss_c)
 
-        # stage 2: bank b holds post group / source row (b - rot) mod B of the access
-        rel = [Signal(range(B), name=f"rel{b}") for b in range(B)]
-        m.d.comb += [rel[b].eq((b - rot1)[:bb] if bb else 0) for b in range(B)]
-        dep_groups = Array(dep1[e * L * TRACE_BITS:(e + 1) * L * TRACE_BITS] for e in range(B))
-        q_arr = Array(q1[e * TRACE_BITS:(e + 1) * TRACE_BITS] for e in range(B))
+        # stage 2: rotate the bank words into the order of the access (posts
+        # P*c ... P*c+P-1 for a row, source rows B*kk ... B*kk+B-1 for a column),
+        # where the amounts already are, and update them there
+        post_words = _rotate(m, raw1, rot1, +1, "post_word")
         changed = []
-        for b in range(B):
-            grp = Signal(L * TRACE_BITS, name=f"dgrp{b}")
-            qb = Signal(TRACE_BITS, name=f"q{b}")
-            m.d.comb += [grp.eq(dep_groups[rel[b]]), qb.eq(q_arr[rel[b]])]
+        new_words = []
+        for e in range(B):
             lanes_new = []
             for l in range(L):
-                amount = Mux(col_mode, qb, grp[l * TRACE_BITS:(l + 1) * TRACE_BITS])
+                k = e * L + l
                 enable = Mux(col_mode, col_mask[l], learn)
-                nw, ch = synapse_update(m, cfg, raw1[b][l * SB:(l + 1) * SB], amount, enable,
-                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{b}_{l}")
+                nw, ch = synapse_update(m, cfg, post_words[e][l * SB:(l + 1) * SB], amt1[k], enable,
+                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{e}_{l}")
                 lanes_new.append(nw)
                 changed.append(ch)
-            with m.If(v1):
-                m.d.sync += words2[b].eq(Cat(*lanes_new))
+            new_words.append(Cat(*lanes_new))
         with m.If(v1):
-            m.d.sync += [addr2.eq(addr1), changed2.eq(Cat(*changed).any())]
+            m.d.sync += [words2[e].eq(new_words[e]) for e in range(B)]
+            m.d.sync += [addr2.eq(addr1), rot2.eq(rot1), changed2.eq(Cat(*changed).any())]
 
-        # rows: post-ordered view of the words (post P*c + L*e + l sits in bank (rot+e) % B)
-        raw_arr = Array(raw1)
-        post_w = []
-        for e in range(B):
-            word = Signal(geo.width, name=f"post_word{e}")
-            m.d.comb += word.eq(raw_arr[(rot1 + e)[:bb] if bb else 0])
-            for l in range(L):
-                post_w.append(word[l * SB:l * SB + WB].as_signed())
+        # rows: add the old weights (post order) into the accumulators
+        post_w = [post_words[e][l * SB:l * SB + WB].as_signed() for e in range(B) for l in range(L)]
         acc_sum = Cat(*[(acc1[k * AW:(k + 1) * AW].as_signed() + post_w[k])[:AW] for k in range(P)])
         with m.If(v1 & ~col_mode):
             m.d.comb += [acc_wp.addr.eq(c1), acc_wp.data.eq(acc_sum), acc_wp.en.eq((1 << P) - 1)]
@@ -333,9 +355,10 @@ class Core(wiring.Component):
         # stage 3: write back
         wr = Signal()
         m.d.comb += wr.eq(v2 & changed2)
+        bank_words = _rotate(m, words2, rot2, -1, "bank_word")     # back to bank order
         with m.If(wr):
             for b in range(B):
-                m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(words2[b])]
+                m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(bank_words[b])]
         can_issue = Const(1) if self.dual_port else ~wr
 
         # bank addresses: the word of the access plus the bank's column offset
@@ -352,11 +375,25 @@ class Core(wiring.Component):
                 m.d.comb += [rp.addr.eq(a_sel + col_off[b]), rp.en.eq(s_wen[b] == 0)]
 
         # ---- default port controls ----------------------------------------------------------------
-        for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, dep, q_rec, slist]:
+        for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, slist] + amt:
             m.d.comb += rp.en.eq(1)
         if M:
-            for rp, wp in (itrace, q_in):
-                m.d.comb += rp.en.eq(1)
+            m.d.comb += itrace[0].en.eq(1)
+
+        # amount memory writes: d of post j, q of neuron j and q of axon j+2
+        # (the trace unit is two clocks ahead of the neuron unit) go to three
+        # different memories in the same clock (B >= 4)
+        QD = geo.row_groups
+        def write_d(j, d):
+            for e in range(B):
+                with m.If((j + 1)[:bb] == e):
+                    m.d.comb += [amt[e][1].addr.eq(QD + (j >> pb)), amt[e][1].data.eq(d.replicate(L)),
+                                 amt[e][1].en.eq(1 << (j[bb:pb] if L > 1 else 0))]
+
+        def write_q(row, q):
+            for e in range(B):
+                with m.If(row[:bb] == e):
+                    m.d.comb += [amt[e][1].addr.eq(row >> bb), amt[e][1].data.eq(q), amt[e][1].en.eq(1)]
 
         # neuron pass write-back (PASS state and pipeline drain)
         def pass_writeback():
@@ -369,11 +406,9 @@ class Core(wiring.Component):
                     reftr[1].addr.eq(j), reftr[1].data.eq(o.ref), reftr[1].en.eq(0b01),
                     traces[1].addr.eq(j), traces[1].data.eq(Cat(o.pre, o.post)),
                     traces[1].en.eq(0b11),
-                    dep[1].addr.eq(j >> pb), dep[1].data.eq(o.d.replicate(P)),
-                    dep[1].en.eq(1 << j[:pb] if pb else 1),
-                    q_rec[1].addr.eq(j >> bb), q_rec[1].data.eq(o.q.replicate(B)),
-                    q_rec[1].en.eq(1 << j[:bb] if bb else 1),
                 ]
+                write_d(j, o.d)
+                write_q(j, o.q)
                 with m.If(o.spike):
                     m.d.comb += [slist[1].addr.eq(n_s), slist[1].data.eq(j), slist[1].en.eq(1)]
                     m.d.sync += n_s.eq(n_s + 1)
@@ -383,9 +418,8 @@ class Core(wiring.Component):
                     m.d.comb += [
                         # the new trace; the axon's event flag is cleared for the next step
                         itrace[1].addr.eq(to.tag), itrace[1].data.eq(to.x), itrace[1].en.eq(0b11),
-                        q_in[1].addr.eq(to.tag >> bb), q_in[1].data.eq(to.q.replicate(B)),
-                        q_in[1].en.eq(1 << to.tag[:bb] if bb else 1),
                     ]
+                    write_q(geo.n_pad + to.tag, to.q)
 
         # ---- the controller -------------------------------------------------------------------------
         step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
@@ -501,9 +535,12 @@ class Core(wiring.Component):
                                         m.d.sync += rdata.eq(regs[f.name])
                         with m.Case(Region.COUNTER):
                             with m.If(b_write):
-                                m.d.sync += [x.eq(0) for x in cnt]
+                                m.d.sync += [x.eq(0) for x in chain] + [step_cyc.eq(0)]
+                            with m.Elif(index == Counter.LAST_STEP_CYCLES):
+                                m.d.sync += rdata.eq(step_cyc)
                             with m.Else():
-                                m.d.sync += rdata.eq(Array(cnt)[index[:3]])
+                                m.d.sync += [cph.eq(0), cnt_upd.eq(0)]
+                                m.next = "CNT"
                         with m.Case(Region.CONTROL):
                             with m.If(b_write):
                                 m.d.sync += t.eq(0)
@@ -549,7 +586,7 @@ class Core(wiring.Component):
                         m.d.comb += [itrace[1].addr.eq(t), itrace[1].data.eq(0), itrace[1].en.eq(0b01)]
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T - 1):
-                    m.d.sync += [n_r.eq(0), dirty.eq(1)] + [x.eq(0) for x in cnt]
+                    m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0)] + [x.eq(0) for x in chain]
                     m.next = "B_RESP"
             with m.State("B_RESP"):
                 m.d.comb += [self.bus_resp.valid.eq(1), self.bus_resp.payload.rdata.eq(rdata)]
@@ -583,8 +620,7 @@ class Core(wiring.Component):
                     d_valid, d_tag = dv1, tag1
                     d = ((regs["a_minus"] * y + 128) >> 8)[:TRACE_BITS]
                 with m.If(d_valid):
-                    m.d.comb += [dep[1].addr.eq(d_tag >> pb), dep[1].data.eq(d.replicate(P)),
-                                 dep[1].en.eq(1 << d_tag[:pb] if pb else 1)]
+                    write_d(d_tag, d)
                 with m.If((t == N) & ~dv1):
                     m.d.sync += drain.eq(TraceUnit.LATENCY + 1)
                     m.next = "D_DRAIN"
@@ -595,8 +631,7 @@ class Core(wiring.Component):
                                  tu.params.a_plus.eq(regs["a_minus"])]
                     with m.If(tu.out.valid):
                         to = tu.out.payload
-                        m.d.comb += [dep[1].addr.eq(to.tag >> pb), dep[1].data.eq(to.q.replicate(P)),
-                                     dep[1].en.eq(1 << to.tag[:pb] if pb else 1)]
+                        write_d(to.tag, to.q)
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.sync += dirty.eq(0)
@@ -622,8 +657,7 @@ class Core(wiring.Component):
                     else:
                         m.d.comb += row.eq(slist[0].data)
                     m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
-                                 li.eq(li + 1),
-                                 cnt[Counter.SYN_EVENTS].eq(cnt[Counter.SYN_EVENTS] + N)]
+                                 li.eq(li + 1)]
                     list_read(li + 1)
                     m.next = "R_RUN"
                 with m.Else():
@@ -644,6 +678,7 @@ class Core(wiring.Component):
                 hold_lists()
                 with m.If(can_issue & (c < C)):
                     m.d.comb += [iss.eq(1), iss_addr.eq(base + c), iss_c.eq(c)]
+                    m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
                     m.d.sync += c.eq(c + 1)
                     if C >= 3:
                         # the next row starts right after this one's last word (its
@@ -732,12 +767,8 @@ class Core(wiring.Component):
                 m.next = "C_RUN"
 
             with m.State("C_RUN"):
-                nq = geo.n_pad // B
                 with m.If(can_issue & (c < geo.row_groups)):
-                    m.d.comb += [iss.eq(1), iss_addr.eq(base), iss_qsel.eq(c >= nq),
-                                 q_rec[0].addr.eq(c)]
-                    if M:
-                        m.d.comb += q_in[0].addr.eq(c - nq)
+                    m.d.comb += [iss.eq(1), iss_addr.eq(base)] + [a[0].addr.eq(c) for a in amt]
                     m.d.sync += [base.eq(base + B * C), c.eq(c + 1)]
                 with m.Elif((c == geo.row_groups) & drained):
                     m.next = "C_NEXT"
@@ -764,15 +795,32 @@ class Core(wiring.Component):
             with m.State("O_END"):
                 m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
                 with m.If(self.spikes.ready):
-                    m.d.sync += [
-                        n_r.eq(n_s), n_k.eq(0),
-                        cnt[Counter.STEPS].eq(cnt[Counter.STEPS] + 1),
-                        cnt[Counter.SPIKES].eq(cnt[Counter.SPIKES] + n_s),
-                        cnt[Counter.INPUT_SPIKES].eq(cnt[Counter.INPUT_SPIKES] + n_k),
-                        cnt[Counter.LAST_STEP_CYCLES].eq(step_cyc),
-                        cnt[Counter.BUSY_CYCLES].eq(cnt[Counter.BUSY_CYCLES] + step_cyc),
-                    ]
-                    m.next = "IDLE"
+                    m.d.sync += [cph.eq(0), cnt_upd.eq(1)]
+                    m.next = "CNT"
+
+            with m.State("CNT"):
+                # rotate the counters once through the adder: after a step add
+                # its amounts; for a bus read take the requested one on its way
+                inc = Signal(DATA_BITS)
+                amounts = {Counter.STEPS: 1, Counter.SPIKES: n_s, Counter.INPUT_SPIKES: n_k,
+                           Counter.SYN_EVENTS: n_rows * N, Counter.BUSY_CYCLES: step_cyc}
+                with m.If(cnt_upd):
+                    with m.Switch(cph):
+                        for k, cid in enumerate(chain_ids):
+                            with m.Case(k):
+                                m.d.comb += inc.eq(amounts[cid])
+                with m.Else():
+                    for k, cid in enumerate(chain_ids):
+                        with m.If((cph == k) & (index == cid)):
+                            m.d.sync += rdata.eq(chain[0])
+                m.d.sync += [chain[k].eq(chain[k + 1]) for k in range(len(chain) - 1)]
+                m.d.sync += [chain[-1].eq(chain[0] + inc), cph.eq(cph + 1)]
+                with m.If(cph == len(chain) - 1):
+                    with m.If(cnt_upd):
+                        m.d.sync += [n_r.eq(n_s), n_k.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "B_RESP"
 
         in_step = Signal()
         m.d.comb += in_step.eq(Cat(*[fsm.ongoing(s) for s in step_states]).any())

@@ -6,7 +6,7 @@ and the plasticity enable above (``regmap.synapse_word``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,31 +22,35 @@ def synapse_update(m: Module, config: CoreConfig, word, amount, enable, potentia
     Depression: ``W <- W`` if ``W <= w_min`` else ``max(W - amount, w_min)``;
     potentiation: ``W <- W`` if ``W >= w_max`` else ``min(W + amount, w_max)``;
     only when ``enable`` and the synapse's plastic bit are set.
+
+    Both directions share one adder and two comparators: depression is
+    potentiation of the one's complement, ``~W = -W - 1`` (``W - a`` becomes
+    ``~W + a``, ``W <= w_min`` becomes ``~W >= ~w_min``).  The bound
+    ``potentiate ? w_max : ~w_min`` does not depend on the word, so Yosys
+    shares it between the lanes of a datapath.
     """
     wb = config.weight_bits
-    w = word[:wb].as_signed()
-    plastic = word[wb]
-    wide = signed(max(wb, TRACE_BITS + 1) + 2)
-    dec = Signal(wide, name=f"{name}_dec")
-    inc = Signal(wide, name=f"{name}_inc")
-    m.d.comb += [dec.eq(w - amount), inc.eq(w + amount)]
-    new_w = Signal(signed(wb), name=f"{name}_w")
-    with m.If(~enable | ~plastic):
-        m.d.comb += new_w.eq(w)
-    with m.Elif(potentiate):
-        with m.If(w >= w_max):
-            m.d.comb += new_w.eq(w)
-        with m.Else():
-            m.d.comb += new_w.eq(Mux(inc > w_max, w_max, inc))
+    flip = Signal(signed(wb), name=f"{name}_flip")       # all ones when depressing
+    m.d.comb += flip.eq(Mux(potentiate, 0, -1))
+    x = Signal(signed(wb), name=f"{name}_x")
+    bound = Signal(signed(wb), name=f"{name}_bound")
+    m.d.comb += [x.eq(word[:wb] ^ flip), bound.eq(Mux(potentiate, w_max, ~w_min))]
+    y = Signal(signed(max(wb, TRACE_BITS + 1) + 1), name=f"{name}_y")
+    m.d.comb += y.eq(x + amount)
+    at_bound = Signal(name=f"{name}_at_bound")
+    m.d.comb += at_bound.eq(x >= bound)
+    new_x = Signal(signed(wb), name=f"{name}_new_x")
+    with m.If(at_bound | ~enable | ~word[wb]):
+        m.d.comb += new_x.eq(x)
+    with m.Elif(y > bound):
+        m.d.comb += new_x.eq(bound)
     with m.Else():
-        with m.If(w <= w_min):
-            m.d.comb += new_w.eq(w)
-        with m.Else():
-            m.d.comb += new_w.eq(Mux(dec < w_min, w_min, dec))
+        m.d.comb += new_x.eq(y)
     new_word = Signal(unsigned(wb + 1), name=f"{name}_new")
-    m.d.comb += new_word.eq((plastic << wb) | new_w.as_unsigned())
+    m.d.comb += new_word.eq(Cat((new_x ^ flip).as_unsigned(), word[wb]))
+    # below the bound any nonzero amount moves the weight
     changed = Signal(name=f"{name}_changed")
-    m.d.comb += changed.eq(new_w != w)
+    m.d.comb += changed.eq(enable & word[wb] & ~at_bound & (amount != 0))
     return new_word, changed
 
 
