@@ -54,38 +54,73 @@ def aux_layout(config: CoreConfig, caps: bytes) -> dict:
 
 
 class _Seq:
-    """A hand-written state machine whose return address is a state number, so
-    that shared subroutines return with one register copy instead of a
-    decoder over every caller."""
+    """A state machine whose return address is a state number.
 
-    def __init__(self, m, width=7):
+    Every transition is a 1-bit signal raised under the conditions in force
+    where it is written; the next state number is the OR of the transitions'
+    constants, which costs less than a multiplexer per assignment.  The
+    transitions written in one state must be mutually exclusive.
+    """
+
+    BITS = 7
+
+    def __init__(self, m):
         self.m = m
-        self.state = Signal(width)
-        self.ret = Signal(width)
         self.ids = {}
         self.defined = set()
+        self.moves = []          # (target id or None for a return, signal)
+        self.calls = []          # (return target id, signal)
+        self.state = Signal(self.BITS)      # IDLE is state 0
+        self.ret = Signal(self.BITS)
 
     def id(self, name):
         if name not in self.ids:
             self.ids[name] = len(self.ids)
+            assert len(self.ids) <= 1 << self.BITS
         return self.ids[name]
 
+    def _pulse(self, name):
+        t = Signal(name=name)
+        self.m.d.comb += t.eq(1)
+        return t
+
     def goto(self, name):
-        self.m.d.sync += self.state.eq(self.id(name))
+        self.moves.append((self.id(name), self._pulse(f"go_{name.lower()}")))
 
     def call(self, name, after):
-        self.m.d.sync += [self.state.eq(self.id(name)), self.ret.eq(self.id(after))]
+        self.goto(name)
+        self.calls.append((self.id(after), self._pulse(f"ret_{after.lower()}")))
 
     def return_(self):
-        self.m.d.sync += self.state.eq(self.ret)
+        self.moves.append((None, self._pulse("go_return")))
 
-    def is_(self, name):
-        return self.state == self.id(name)
+    def case(self, name):
+        self.defined.add(name)
+        i = self.id(name)
+        return self.m.Case(i)
 
-    def check(self):
+    def finish(self):
         missing = set(self.ids) - self.defined
         assert not missing, f"states used but not defined: {missing}"
-        assert len(self.ids) <= 1 << len(self.state)
+        m = self.m
+
+        def any_of(sigs):
+            out = Const(0, 1)
+            for x in sigs:
+                out = out | x
+            return out
+
+        # a state number is the OR of the transitions' constants (they are exclusive)
+        nxt = Const(0, self.BITS)
+        for target, t in self.moves:
+            nxt = nxt | Mux(t, self.ret if target is None else target, 0)
+        with m.If(any_of(t for _, t in self.moves)):
+            m.d.sync += self.state.eq(nxt)
+        back = Const(0, self.BITS)
+        for target, t in self.calls:
+            back = back | Mux(t, target, 0)
+        with m.If(any_of(t for _, t in self.calls)):
+            m.d.sync += self.ret.eq(back)
 
 
 class CommandEngine(wiring.Component):
@@ -314,8 +349,7 @@ class CommandEngine(wiring.Component):
             fsm.goto("NAK")
 
         def state(name):
-            fsm.defined.add(name)
-            return m.Case(fsm.id(name))
+            return fsm.case(name)
 
         def axon_index_states(first_state, second_state, after, checked):
             """States reading an axon index of ``ibM`` little-endian bytes into ``idx``."""
@@ -332,7 +366,7 @@ class CommandEngine(wiring.Component):
                     fsm.goto(after)
 
         with m.Switch(fsm.state):
-            with state("IDLE"):
+            with state("IDLE"):      # first: state 0
                 m.d.comb += self.verdict.ready.eq(1)
                 with m.If(self.verdict.valid):
                     v = self.verdict.payload
@@ -712,5 +746,5 @@ class CommandEngine(wiring.Component):
                     header(Kind.ACK, "RX_ACK")
             with state("RX_ACK"):
                 emit_word(steps, 2, "CLOSE")
-        fsm.check()
+        fsm.finish()
         return m

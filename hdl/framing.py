@@ -33,7 +33,9 @@ class Deframer(wiring.Component):
     frame before the answer to the previous one).  A frame whose bank is still
     owned is an ``OVERRUN``.  Verdicts queue in a small FIFO; when it is full a
     rejected frame's verdict is dropped (``dropped`` pulses) and a good frame
-    is turned into an overrun.
+    is turned into an overrun.  Two verdicts are enough to queue: at most two
+    good frames wait (one per bank), and rejected frames arriving faster than
+    their answers drain are dropped at any depth.
 
     Parameters
     ----------
@@ -55,7 +57,7 @@ class Deframer(wiring.Component):
         Banks holding a frame for the engine.
     """
 
-    def __init__(self, max_frame: int, fifo_depth: int = 4):
+    def __init__(self, max_frame: int, fifo_depth: int = 2):
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
         super().__init__({
@@ -78,9 +80,13 @@ class Deframer(wiring.Component):
         wp = buf.write_port()
         rp = buf.read_port()
         m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=Verdict.size, depth=self.fifo_depth)
-        m.d.comb += [self.verdict.valid.eq(fifo.r_rdy), self.verdict.payload.eq(fifo.r_data),
-                     fifo.r_en.eq(self.verdict.ready)]
+        # verdicts queue with only as many length bits as a frame can have
+        lbits = (mf + 1).bit_length()
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=Verdict.size - 16 + lbits,
+                                                    depth=self.fifo_depth)
+        m.d.comb += [self.verdict.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.verdict.ready)]
+        rv = self.verdict.payload
+        m.d.comb += Cat(rv.status, rv.op, rv.seq, rv.length[:lbits], rv.bank).eq(fifo.r_data)
 
         count = Signal(range(mf + 2))
         crc = Signal(16, init=CRC_INIT)
@@ -151,7 +157,8 @@ class Deframer(wiring.Component):
         v = Signal(Verdict)
         m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
                      v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
-                     v.bank.eq(wbank), fifo.w_data.eq(v)]
+                     v.bank.eq(wbank),
+                     fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits], v.bank))]
         m.d.sync += self.dropped.eq(0)
         owned_next = Signal(2)
         m.d.comb += owned_next.eq(self.owned)
@@ -195,18 +202,24 @@ class Framer(wiring.Component):
         opened = Signal()
         second = Signal(8)         # the escape code still to send after ESC
         tr = Signal(range(5))      # trailer byte being sent
+        in_trailer = Signal()
 
-        def put(byte):
-            """Send ``byte`` escaped; returns the condition that it left."""
-            needs = (byte == END) | (byte == ESC)
+        # one escaper and one CRC update, shared by body and trailer bytes
+        trailer = Signal(8)
+        m.d.comb += trailer.eq(Mux(tr[1], Mux(tr[0], crc[:8], crc[8:]),
+                                   Mux(tr[0], length[8:], length[:8])))
+        byte = Signal(8)
+        m.d.comb += byte.eq(Mux(in_trailer, trailer, self.inp.payload.data))
+        needs = (byte == END) | (byte == ESC)
+        crc_next = Signal(16)
+        m.d.comb += crc_next.eq(crc16_next(crc, byte))
+
+        def put():
+            """Send ``byte`` escaped (the caller checks ``out.ready``)."""
             m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(Mux(needs, ESC, byte))]
             with m.If(self.out.ready & needs):
                 m.d.sync += second.eq(Mux(byte == END, ESC_END, ESC_ESC))
-            return needs
 
-        trailer = Signal(8)
-        m.d.comb += trailer.eq(Mux(tr == 0, length[:8], Mux(tr == 1, length[8:],
-                                   Mux(tr == 2, crc[8:], crc[:8]))))
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.inp.valid):
@@ -214,17 +227,16 @@ class Framer(wiring.Component):
                         m.d.comb += self.inp.ready.eq(1)
                         with m.If(opened):
                             m.next = "TRAILER"
-                            m.d.sync += tr.eq(0)
+                            m.d.sync += [tr.eq(0), in_trailer.eq(1)]
                     with m.Elif(~opened):
                         m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(END)]
                         with m.If(self.out.ready):
                             m.d.sync += [opened.eq(1), crc.eq(CRC_INIT), length.eq(0)]
                     with m.Else():
-                        byte = self.inp.payload.data
-                        needs = put(byte)
+                        put()
                         with m.If(self.out.ready):
                             m.d.comb += self.inp.ready.eq(1)
-                            m.d.sync += [crc.eq(crc16_next(crc, byte)), length.eq(length + 1)]
+                            m.d.sync += [crc.eq(crc_next), length.eq(length + 1)]
                             with m.If(needs):
                                 m.next = "SECOND"
             with m.State("SECOND"):
@@ -232,10 +244,10 @@ class Framer(wiring.Component):
                 with m.If(self.out.ready):
                     m.next = "IDLE"
             with m.State("TRAILER"):
-                needs = put(trailer)
+                put()
                 with m.If(self.out.ready):
-                    with m.If(tr < 2):
-                        m.d.sync += crc.eq(crc16_next(crc, trailer))
+                    with m.If(~tr[1]):
+                        m.d.sync += crc.eq(crc_next)
                     m.d.sync += tr.eq(tr + 1)
                     with m.If(needs):
                         m.next = "TSECOND"
@@ -250,6 +262,6 @@ class Framer(wiring.Component):
             with m.State("CLOSE"):
                 m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(END)]
                 with m.If(self.out.ready):
-                    m.d.sync += opened.eq(0)
+                    m.d.sync += [opened.eq(0), in_trailer.eq(0)]
                     m.next = "IDLE"
         return m

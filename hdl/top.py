@@ -5,7 +5,7 @@ the RTL simulation instantiate: a serial line in, a serial line out, two
 status LEDs, clocked by the ``sync`` domain.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,9 +98,9 @@ class NeuroCoreTop(wiring.Component):
     uart_rx : In(1)
     uart_tx : Out(1)
     led_activity : Out(1)
-        Lit for a moment after each byte on the line.
+        Lit for a moment (about 1/16 s) after each byte on the line.
     led_error : Out(1)
-        Lit for a moment after each rejected frame.
+        Lit for a moment (about 1/4 s) after each rejected frame.
     """
 
     def __init__(self, config: CoreConfig, *, clk_hz: int, baud: int, board: str = "sim",
@@ -136,15 +136,21 @@ class NeuroCoreTop(wiring.Component):
         connect_stream(m, link.events, core.events, lay["events"].members)
         connect_stream(m, core.spikes, link.spikes, lay["spikes"].members)
 
-        def stretch(pulse, cycles, out):
-            left = Signal(range(cycles + 1))
+        # Both LEDs count down on the ticks of one free-running prescaler (a
+        # period of about 1/32 s): the activity LED stays lit 2..3 periods
+        # after a byte, the error LED 7..8 periods after a rejected frame.
+        pre = Signal(max(1, (self.clk_hz // 32).bit_length()))
+        tick = Signal()
+        m.d.sync += Cat(pre, tick).eq(pre + 1)
+
+        def stretch(pulse, periods, out):
+            left = Signal(range(periods + 1))
             with m.If(pulse):
-                m.d.sync += left.eq(cycles)
-            with m.Elif(left != 0):
+                m.d.sync += left.eq(periods)
+            with m.Elif(tick & (left != 0)):
                 m.d.sync += left.eq(left - 1)
             m.d.comb += out.eq(left != 0)
 
-        stretch(rx.out.valid | (tx.inp.valid & tx.inp.ready), max(1, self.clk_hz // 20),
-                self.led_activity)
-        stretch(link.error, max(1, self.clk_hz // 4), self.led_error)
+        stretch(rx.out.valid | (tx.inp.valid & tx.inp.ready), 3, self.led_activity)
+        stretch(link.error, 8, self.led_error)
         return m
