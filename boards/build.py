@@ -6,8 +6,9 @@ lets Amaranth write the Yosys/nextpnr scripts into
 reads the logs into a report (:mod:`neurocorex.boards.report`).  The
 directory name carries a digest of every generated file, so an unchanged
 design is not built twice: the stored report is returned instead.  The last
-good bitstream and its report are also copied to ``build/<board>/``, where
-``neurocorex program`` looks by default.
+good bitstream of the full design and its report are also copied to
+``build/<board>/``, where ``neurocorex program`` looks by default; a stand-in
+goes next to it as ``standin-<kind>-<bitstream>`` and never replaces it.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def toolchain_env(family: str) -> dict:
     return env
 
 
-def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stand_in=False):
+def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stand_in=False,
+            banks=None):
     """Elaborate the board top and return ``(board, config, pll, plan, info)``.
 
     ``info`` holds the figures known before synthesis (size, clock, UART).
@@ -87,7 +89,9 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     baud = board.baud if baud is None else baud
     divisor = check_baud(pll.freq_hz, baud, board.max_baud)
     design = make_design(config, clk_hz=pll.freq_hz, baud=baud, board_name=board.name,
-                         stand_in=stand_in, spram=board.spram, dual_port=board.dual_port)
+                         stand_in=stand_in, spram=board.spram, dual_port=board.dual_port,
+                         double_pump=board.double_pump, banks=banks,
+                         pump_schedule=board.pump_schedule)
     top = BoardTop(board, pll, design)
     platform = board.platform()
     overrides = dict(board.overrides)
@@ -98,11 +102,15 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     info = {
         "board": board.name,
         "fpga": board.title,
-        "design": "stand-in (UART echo)" if stand_in else "neurocorex",
+        "design": ("stand-in (core driven by an LFSR)" if stand_in == "core"
+                   else "stand-in (UART echo)" if stand_in else "neurocorex"),
         "neurons": config.neurons,
         "inputs": config.inputs,
         "synapses": config.synapses,
+        **({"banks": banks} if banks is not None else {}),
         "clk_mhz": round(pll.freq_hz / 1e6, 4),
+        **({"fast_clk_mhz": round(pll.fast_hz / 1e6, 4), "pump_schedule": board.pump_schedule}
+           if getattr(pll, "fast_hz", None) else {}),
         "pll": " ".join(f"{k}={v}" for k, v in vars(pll).items() if k != "f_in"),
         "baud": baud,
         "baud_divisor": divisor,
@@ -193,7 +201,7 @@ def _run(build_dir: Path, env: dict, progress):
     return time.monotonic() - start
 
 
-def _collect(board, build_dir: Path) -> dict:
+def _collect(board, build_dir: Path, pll=None) -> dict:
     pnr_json = build_dir / "top.report.json"
     crit = None
     if pnr_json.exists():
@@ -202,7 +210,10 @@ def _collect(board, build_dir: Path) -> dict:
     else:
         pnr = _report.parse_nextpnr_log((build_dir / "top.tim").read_text(errors="replace"))
     ylog = (build_dir / "top.rpt").read_text(errors="replace")
-    out = _report.summarise(board.family, pnr, _report.parse_yosys_stat(ylog))
+    fast_hz = getattr(pll, "fast_hz", None)
+    clocks = {} if fast_hz is None else {"core_mhz": pll.freq_hz / 1e6, "fast_mhz": fast_hz / 1e6,
+                                         "schedule": board.pump_schedule}
+    out = _report.summarise(board.family, pnr, _report.parse_yosys_stat(ylog), **clocks)
     if crit:
         out["critical_path"] = crit
     mems = _report.memory_mapping(ylog)
@@ -219,15 +230,20 @@ def _collect(board, build_dir: Path) -> dict:
 
 
 def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stand_in=False,
-          build_root="build", force=False, progress=print) -> dict:
+          build_root="build", force=False, progress=print, banks=None) -> dict:
     """Build a bitstream; return the report (also stored as ``report.json``).
+
+    ``stand_in``: False for the full design, True or ``"echo"`` for the UART
+    echo, ``"core"`` for the core driven by an LFSR (:mod:`.standin`), whose
+    synapse banks ``banks`` sets (default: the core's).
 
     Raises :class:`BuildError` when the toolchain fails (e.g. the design does not
     fit) or nextpnr's Fmax is below the clock.  Xilinx boards only get their
     Vivado project generated (``report["built"]`` is False).
     """
     board, config, pll, plan, info = prepare(board_name, neurons=neurons, inputs=inputs,
-                                             clk_hz=clk_hz, baud=baud, stand_in=stand_in)
+                                             clk_hz=clk_hz, baud=baud, stand_in=stand_in,
+                                             banks=banks)
     digest = plan.digest().hex()[:12]
     board_dir = Path(build_root) / board.name
     build_dir = board_dir / f"{config.neurons}x{config.inputs}-{digest}"
@@ -251,7 +267,7 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
         # figures are re-read from the logs, so that the report follows this code
         stored = json.loads(report_path.read_text())
         rep = dict(info)
-        rep.update(_collect(board, build_dir))
+        rep.update(_collect(board, build_dir, pll))
         for k in ("spram_candidates", "build_s", "bitstream", "built"):
             rep[k] = stored.get(k)
         rep["cached"] = True
@@ -277,7 +293,7 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
             failed_path.write_text(str(e) + "\n")
             raise
         rep = dict(info)
-        rep.update(_collect(board, build_dir))
+        rep.update(_collect(board, build_dir, pll))
         rep["spram_candidates"] = ", ".join(dropped) or "none"
         rep["build_s"] = round(seconds, 1)
         rep["bitstream"] = str(bit_path)
@@ -285,8 +301,10 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
         report_path.write_text(json.dumps(rep, indent=1))
         rep["cached"] = False
     if rep.get("timing_met"):
-        shutil.copyfile(bit_path, board_dir / board.bitstream)
-        (board_dir / "report.json").write_text(json.dumps(rep, indent=1))
+        # a stand-in never becomes the default that `neurocorex program` loads
+        prefix = f"standin-{stand_in if isinstance(stand_in, str) else 'echo'}-" if stand_in else ""
+        shutil.copyfile(bit_path, board_dir / f"{prefix}{board.bitstream}")
+        (board_dir / f"{prefix}report.json").write_text(json.dumps(rep, indent=1))
     return rep
 
 
@@ -297,7 +315,8 @@ def check_report(rep: dict):
     if "fmax_mhz" not in rep:
         raise BuildError(f"nextpnr reported no Fmax; see {rep.get('build_dir')}")
     if not rep["timing_met"]:
-        raise BuildError(f"timing failed: Fmax {rep['fmax_mhz']} MHz < {rep['target_mhz']} MHz; "
+        limit = f" (limited by the {rep['fmax_limit']})" if rep.get("fmax_limit") else ""
+        raise BuildError(f"timing failed: Fmax {rep['fmax_mhz']} MHz{limit} < {rep['target_mhz']} MHz; "
                          f"choose a lower --clk-mhz (logs in {rep['build_dir']})")
 
 

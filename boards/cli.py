@@ -11,8 +11,10 @@ from .targets import BOARDS
 __all__ = ["print_report", "REPORT_KEYS"]
 
 #: printed first, in this order; the rest of the report follows
-REPORT_KEYS = ("board", "fpga", "design", "neurons", "inputs", "synapses", "clk_mhz", "target_mhz",
-               "fmax_mhz", "timing_met", "critical_path", "baud", "baud_divisor", "baud_error_pct",
+REPORT_KEYS = ("board", "fpga", "design", "neurons", "inputs", "synapses", "clk_mhz", "fast_clk_mhz",
+               "target_mhz", "fmax_mhz", "timing_met", "fmax_limit", "fmax_core_mhz", "fmax_fast_mhz",
+               "fast_target_mhz", "cross_budget_ns", "cross_core_to_fast_ns", "cross_fast_to_core_ns",
+               "critical_path", "baud", "baud_divisor", "baud_error_pct",
                "lc", "lut", "ff", "carry", "ebr", "spram", "dsp", "memories", "memories_in_logic",
                "leds", "pll", "build_s", "cached", "bitstream", "build_dir", "note")
 
@@ -51,9 +53,13 @@ def _build_args(p):
     p.add_argument("--program", action="store_true", help="program the board after a successful build")
     p.add_argument("--force", action="store_true", help="rebuild even if the same design was built")
     p.add_argument("--build-dir", default="build", help="build folder (default: %(default)s)")
-    p.add_argument("--stand-in", action="store_true",
-                   help="build a small UART echo instead of NeuroCoreX (checks the board flow)")
+    p.add_argument("--stand-in", nargs="?", const="echo", choices=("echo", "core"),
+                   help="build a stand-in instead of NeuroCoreX: 'echo' (default), a small UART "
+                        "echo that checks the board flow; 'core', the core alone driven by an "
+                        "LFSR (its resources and clocks at sizes where the full top does not fit)")
     p.add_argument("--core", action="store_true", help="with --verilog: only the core, without UART")
+    p.add_argument("--banks", type=int,
+                   help="with --stand-in core: synapse banks of the core (default: the core's, 4)")
 
 
 def _build(args):
@@ -73,9 +79,12 @@ def _build(args):
         return 0
     if args.core:
         raise NeuroCoreXError("--core applies to --verilog only")
+    if args.banks is not None and args.stand_in != "core":
+        raise NeuroCoreXError("--banks applies to --stand-in core only")
     rep = b.build(args.board, neurons=args.neurons, inputs=args.inputs, baud=args.baud,
                   clk_hz=None if args.clk_mhz is None else args.clk_mhz * 1e6,
-                  stand_in=args.stand_in, build_root=args.build_dir, force=args.force)
+                  stand_in=args.stand_in, build_root=args.build_dir, force=args.force,
+                  banks=args.banks)
     print_report(rep)
     b.check_report(rep)
     if args.program:

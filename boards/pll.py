@@ -3,6 +3,8 @@
 Three PLL families are covered:
 
 * iCE40 ``SB_PLL40_PAD`` (simple feedback): ``f_out = f_in·(DIVF+1) / ((DIVR+1)·2**DIVQ)``;
+  or ``SB_PLL40_2F_PAD`` with that output on port A (``GENCLK``) and half of it on
+  port B (``GENCLK_HALF``): a core clock and a phase-aligned clock twice as fast;
 * ECP5 ``EHXPLLL`` (feedback from CLKOP): ``f_out = f_in·CLKFB_DIV / CLKI_DIV``;
 * Xilinx 7-series ``PLLE2_BASE``: ``f_out = f_in·CLKFBOUT_MULT / (DIVCLK_DIVIDE·CLKOUT0_DIVIDE)``.
 
@@ -30,11 +32,18 @@ __all__ = ["ICE40PLL", "ECP5PLL", "XilinxPLL", "solve_ice40", "solve_ecp5", "sol
 
 @dataclass(frozen=True)
 class ICE40PLL:
-    """Divider setting of an iCE40 ``SB_PLL40_*`` in SIMPLE feedback mode."""
+    """Divider setting of an iCE40 ``SB_PLL40_*`` in SIMPLE feedback mode.
+
+    With ``double``, the PLL is an ``SB_PLL40_2F_PAD``: the dividers make the
+    fast clock (port A, ``GENCLK``, :attr:`fast_hz`) and the core clock
+    (:attr:`freq_hz`) is half of it (port B, ``GENCLK_HALF``), its rising edges
+    on every other rising edge of the fast clock.
+    """
     f_in: float
     divr: int
     divf: int
     divq: int
+    double: bool = False
 
     # iCE40 sysCLOCK PLL limits (iCE40 LP/HX/UP data sheets, as used by icepll)
     PFD_RANGE = (10e6, 133e6)
@@ -50,8 +59,23 @@ class ICE40PLL:
         return self.f_pfd * (self.divf + 1)
 
     @property
-    def freq_hz(self) -> float:
+    def genclk_hz(self) -> float:
+        """The PLL's generated clock (the only output unless ``double``)."""
         return self.f_vco / (1 << self.divq)
+
+    @property
+    def freq_hz(self) -> float:
+        """The core (``sync``) clock."""
+        return self.genclk_hz / 2 if self.double else self.genclk_hz
+
+    @property
+    def fast_hz(self) -> float | None:
+        """The clock at twice the core clock, or None without ``double``."""
+        return self.genclk_hz if self.double else None
+
+    @property
+    def primitive(self) -> str:
+        return "SB_PLL40_2F_PAD" if self.double else "SB_PLL40_PAD"
 
     @property
     def filter_range(self) -> int:
@@ -63,8 +87,11 @@ class ICE40PLL:
         return 6
 
     def params(self) -> dict:
-        return dict(p_FEEDBACK_PATH="SIMPLE", p_DIVR=self.divr, p_DIVF=self.divf,
-                    p_DIVQ=self.divq, p_FILTER_RANGE=self.filter_range)
+        p = dict(p_FEEDBACK_PATH="SIMPLE", p_DIVR=self.divr, p_DIVF=self.divf,
+                 p_DIVQ=self.divq, p_FILTER_RANGE=self.filter_range)
+        if self.double:
+            p.update(p_PLLOUT_SELECT_PORTA="GENCLK", p_PLLOUT_SELECT_PORTB="GENCLK_HALF")
+        return p
 
 
 @dataclass(frozen=True)
@@ -145,8 +172,15 @@ def _check_result(best, f_out, tol):
     return best
 
 
-def solve_ice40(f_in: float, f_out: float, tol: float = 0.005) -> ICE40PLL:
-    """Closest ``SB_PLL40`` setting for ``f_out`` from ``f_in`` (Hz), within ``tol``."""
+def solve_ice40(f_in: float, f_out: float, tol: float = 0.005, *, double: bool = False) -> ICE40PLL:
+    """Closest ``SB_PLL40`` setting for ``f_out`` from ``f_in`` (Hz), within ``tol``.
+
+    With ``double``, ``f_out`` is the core clock and the dividers make ``2·f_out``
+    (see :class:`ICE40PLL`).
+    """
+    if double:
+        s = solve_ice40(f_in, 2 * f_out, tol)
+        return ICE40PLL(s.f_in, s.divr, s.divf, s.divq, double=True)
     best = None
     for divr in range(16):
         f_pfd = f_in / (divr + 1)
@@ -217,8 +251,11 @@ def solve_xilinx(f_in: float, f_out: float, tol: float = 0.005) -> XilinxPLL:
 class ClockGenerator(Elaboratable):
     """Board clock → PLL → ``sync`` domain, held in reset until the PLL locks.
 
-    It drives the clock and reset of ``sync``; the domain itself is defined by
-    the top-level that contains both this generator and the design.
+    It drives the clock and reset of ``sync`` and, when the setting has a fast
+    output (an iCE40 ``double`` setting), the clock of ``fast_domain`` (no
+    reset: see :class:`neurocorex.hdl.spram.DoublePumpedRAM`); the domains
+    themselves are defined by the top-level that contains both this generator
+    and the design.
 
     Parameters
     ----------
@@ -230,19 +267,31 @@ class ClockGenerator(Elaboratable):
         The board oscillator pin, requested with ``dir="-"``.
     rst : Value or None
         Optional active-high external reset (already buffered).
+    fast_domain : str
+        Domain driven by the fast output, if the setting has one.
     """
 
-    def __init__(self, family, setting, clk_port, rst=None):
+    def __init__(self, family, setting, clk_port, rst=None, *, fast_domain="sync2x"):
         self.family = family
         self.setting = setting
         self.clk_port = clk_port
         self.rst = rst
+        self.fast_domain = fast_domain
         self.locked = Signal()
 
     def elaborate(self, platform):
         m = Module()
         pll_clk = Signal()
-        if self.family == "ice40":
+        if self.family == "ice40" and getattr(self.setting, "double", False):
+            # port A: GENCLK (the fast clock), port B: GENCLK_HALF (the core clock),
+            # both from the same divider chain, so their rising edges line up
+            fast_clk = Signal()
+            m.submodules.pll = Instance(
+                "SB_PLL40_2F_PAD", **self.setting.params(),
+                i_PACKAGEPIN=self.clk_port.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBALA=fast_clk, o_PLLOUTGLOBALB=pll_clk, o_LOCK=self.locked)
+            m.d.comb += ClockSignal(self.fast_domain).eq(fast_clk)
+        elif self.family == "ice40":
             # SB_PLL40_PAD takes the pad itself: the PLL sits next to the clock input.
             m.submodules.pll = Instance(
                 "SB_PLL40_PAD", **self.setting.params(),

@@ -12,7 +12,7 @@ import json
 import re
 
 __all__ = ["parse_nextpnr_log", "parse_nextpnr_report", "parse_yosys_stat", "summarise", "memory_mapping",
-           "drop_spram_init", "memory_bits", "LOGIC_MEMORY_BITS", "critical_path",
+           "drop_spram_init", "memory_bits", "LOGIC_MEMORY_BITS", "critical_path", "double_pump_fmax",
            "RESOURCE_NAMES"]
 
 #: nextpnr cell types → report keys, per FPGA family
@@ -24,6 +24,7 @@ RESOURCE_NAMES = {
 }
 
 _UTIL_RE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
+_CROSS_RE = re.compile(r"^Info: Max delay posedge (\S+)\s+-> posedge (\S+?)\s*:\s+([\d.]+) ns", re.M)
 _FMAX_RE = re.compile(
     r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
 
@@ -32,9 +33,11 @@ def parse_nextpnr_log(text: str) -> dict:
     """Utilisation and Fmax from a nextpnr log.
 
     Returns ``{"utilization": {cell: (used, available)}, "fmax": {clock: (achieved_mhz,
-    target_mhz, passed)}}``.  nextpnr prints the utilisation table twice (after
-    packing and after placement) and Fmax after placement and after routing; the
-    last of each is kept, since it describes the routed design.
+    target_mhz, passed)}, "cross": {(from_clock, to_clock): max_delay_ns}}``.
+    nextpnr prints the utilisation table twice (after packing and after
+    placement) and Fmax after placement and after routing; the last of each is
+    kept, since it describes the routed design.  ``cross`` has the paths
+    between two clocks, which nextpnr reports but does not check.
     """
     util = {}
     blocks = text.split("Device utilisation:")
@@ -44,7 +47,11 @@ def parse_nextpnr_log(text: str) -> dict:
     fmax = {}
     for clk, ach, res, tgt in _FMAX_RE.findall(text):
         fmax[clk] = (float(ach), float(tgt), res == "PASS")
-    return {"utilization": util, "fmax": fmax}
+    cross = {}
+    for a, b, ns in _CROSS_RE.findall(text):
+        if a != b:
+            cross[(a, b)] = float(ns)
+    return {"utilization": util, "fmax": fmax, "cross": cross}
 
 
 def parse_nextpnr_report(text: str) -> dict:
@@ -53,7 +60,12 @@ def parse_nextpnr_report(text: str) -> dict:
     util = {k: (int(v["used"]), int(v["available"])) for k, v in data.get("utilization", {}).items()}
     fmax = {k: (float(v["achieved"]), float(v["constraint"]), float(v["achieved"]) >= float(v["constraint"]))
             for k, v in data.get("fmax", {}).items()}
-    return {"utilization": util, "fmax": fmax}
+    cross = {}
+    for cp in data.get("critical_paths", []):
+        a, b = cp.get("from", ""), cp.get("to", "")
+        if a.startswith("posedge ") and b.startswith("posedge ") and a != b:
+            cross[(a[8:], b[8:])] = round(sum(p.get("delay", 0) for p in cp["path"]), 3)
+    return {"utilization": util, "fmax": fmax, "cross": cross}
 
 
 _STAT_CELL_RE = re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?\$?([A-Za-z_][\w$]*)\s*$", re.M)
@@ -83,11 +95,18 @@ def parse_yosys_stat(text: str) -> dict:
     return cells
 
 
-def summarise(family: str, pnr: dict, yosys_cells: dict, clock: str | None = None) -> dict:
+def summarise(family: str, pnr: dict, yosys_cells: dict, clock: str | None = None, *,
+              core_mhz: float | None = None, fast_mhz: float | None = None,
+              schedule: str = "middle") -> dict:
     """Flat report: resource use ``used/available`` and Fmax of the core clock.
 
     ``clock`` picks the clock whose Fmax is reported; by default the one with
     the highest target (the core clock; the UART and LEDs run in it too).
+
+    With ``fast_mhz`` (a double-pumped design: a second clock at twice the core
+    clock ``core_mhz``), the clocks are told apart by their targets and
+    ``fmax_mhz`` is the limiting figure stated as a core clock (see
+    :func:`double_pump_fmax`); both clocks' own figures are reported too.
     """
     out = {}
     names = RESOURCE_NAMES[family]
@@ -103,7 +122,9 @@ def summarise(family: str, pnr: dict, yosys_cells: dict, clock: str | None = Non
         out["ff"] = sum(v for k, v in yosys_cells.items() if k.startswith("SB_DFF"))
         out["carry"] = yosys_cells.get("SB_CARRY", 0)
     fmax = pnr["fmax"]
-    if fmax:
+    if fmax and fast_mhz is not None:
+        out.update(double_pump_fmax(fmax, pnr.get("cross", {}), core_mhz, fast_mhz, schedule))
+    elif fmax:
         if clock is None or clock not in fmax:
             clock = max(fmax, key=lambda c: fmax[c][1])
         ach, tgt, ok = fmax[clock]
@@ -111,6 +132,46 @@ def summarise(family: str, pnr: dict, yosys_cells: dict, clock: str | None = Non
         out["fmax_mhz"] = round(ach, 2)
         out["target_mhz"] = round(tgt, 2)
         out["timing_met"] = bool(ok)
+    return out
+
+
+def double_pump_fmax(fmax: dict, cross: dict, core_mhz: float, fast_mhz: float,
+                     schedule: str = "middle") -> dict:
+    """Timing of a design with a core clock and a phase-aligned clock twice as fast.
+
+    nextpnr checks each clock's own paths; the paths between the two it only
+    reports (their longest delay).  With the ``"middle"`` schedule of
+    :class:`~neurocorex.hdl.spram.DoublePumpedRAM` every such path must fit in
+    half a core period (a core edge to the RAM's middle edge, or that edge to
+    the next core edge); with ``"edge"`` in a whole one (core edge to core
+    edge; ``docs/boards.md``).  The core clock is limited by: its own Fmax,
+    half the fast clock's Fmax, and ``1 / (k · delay)`` (``k`` = 2 or 1) of
+    the longest path each way between them.  ``fmax_mhz`` is the lowest of
+    these, ``fmax_limit`` names it, ``target_mhz`` is the core clock's target.
+    """
+    k = 2 if schedule == "middle" else 1
+    if len(fmax) < 2:
+        # one clock was optimised away or merged: nothing to tell apart
+        (name, (ach, tgt, _)), = fmax.items()
+        return {"clock_net": name, "fmax_mhz": round(ach, 2), "target_mhz": round(tgt, 2),
+                "timing_met": ach >= tgt, "fmax_limit": "core clock"}
+    core = min(fmax, key=lambda c: abs(fmax[c][1] - core_mhz))
+    fast = min((c for c in fmax if c != core), key=lambda c: abs(fmax[c][1] - fast_mhz))
+    c_ach, c_tgt, _ = fmax[core]
+    f_ach, f_tgt, _ = fmax[fast]
+    limits = {"core clock": c_ach, "fast clock (its Fmax / 2)": f_ach / 2}
+    out = {"clock_net": core, "fast_clock_net": fast,
+           "fmax_core_mhz": round(c_ach, 2), "fmax_fast_mhz": round(f_ach, 2),
+           "fast_target_mhz": round(f_tgt, 2), "cross_budget_ns": round(1e3 / (k * c_tgt), 2)}
+    for (a, b), key, label in (((core, fast), "cross_core_to_fast_ns", "core -> fast paths"),
+                               ((fast, core), "cross_fast_to_core_ns", "fast -> core paths")):
+        if (a, b) in cross:
+            out[key] = round(cross[(a, b)], 2)
+            if cross[(a, b)] > 0:
+                limits[label] = 1e3 / (k * cross[(a, b)])
+    limit = min(limits, key=limits.get)
+    out.update(fmax_mhz=round(limits[limit], 2), target_mhz=round(c_tgt, 2),
+               timing_met=bool(limits[limit] >= c_tgt), fmax_limit=limit)
     return out
 
 

@@ -4,17 +4,21 @@ It is a UART echo through a single-port memory: every received byte is
 written to the next word of a ``16k × 16`` memory, read back and sent.  It
 checks the board flow (PLL, pins, UART divisor, SPRAM inference on iCE40)
 in seconds, without the core.  Built with ``neurocorex build --stand-in``.
+On a board whose synapse banks are double-pumped the memory is a
+:class:`~neurocorex.hdl.spram.DoublePumpedRAM`, so the stand-in also checks
+the second clock and the SPRAM schedule.
 """
 
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, MemoryData
 from amaranth.lib.wiring import In, Out
 
+from ..hdl.spram import DoublePumpedRAM
 from .targets import baud_divisor
 
-__all__ = ["UARTEcho"]
+__all__ = ["UARTEcho", "CoreExerciser"]
 
 
 class UARTEcho(wiring.Component):
@@ -28,6 +32,10 @@ class UARTEcho(wiring.Component):
         Clock frequency of the ``sync`` domain.
     baud : int
         UART bit rate.
+    double_pump : bool
+        Use a :class:`~neurocorex.hdl.spram.DoublePumpedRAM` (needs the ``sync2x``
+        domain at twice the clock) instead of a single-port memory;
+        ``pump_schedule`` is its ``schedule``.
     """
 
     uart_rx: In(1, init=1)
@@ -35,21 +43,29 @@ class UARTEcho(wiring.Component):
     led_activity: Out(1)
     led_error: Out(1)
 
-    def __init__(self, config=None, *, clk_hz, baud, board=None, depth=16384):
+    def __init__(self, config=None, *, clk_hz, baud, board=None, depth=16384, double_pump=False,
+                 pump_schedule="middle"):
         self.config = config
         self.divisor = baud_divisor(clk_hz, baud)
         self.depth = depth
+        self.double_pump = bool(double_pump)
+        self.pump_schedule = pump_schedule
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         div = self.divisor
 
-        # single-port memory: one address, read enable = not write enable (maps to SPRAM)
-        m.submodules.mem = mem = Memory(shape=16, depth=self.depth, init=[],
-                                        attrs={"ram_style": "huge"})
-        wp = mem.write_port()
-        rp = mem.read_port()
+        if self.double_pump:
+            m.submodules.mem = mem = DoublePumpedRAM(MemoryData(shape=16, depth=self.depth, init=[]),
+                                                     schedule=self.pump_schedule)
+            wp, rp = mem.write, mem.read
+        else:
+            # single-port memory: one address, read enable = not write enable (maps to SPRAM)
+            m.submodules.mem = mem = Memory(shape=16, depth=self.depth, init=[],
+                                            attrs={"ram_style": "huge"})
+            wp = mem.write_port()
+            rp = mem.read_port()
         addr = Signal(range(self.depth))
         m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr), rp.en.eq(~wp.en)]
 
@@ -79,10 +95,11 @@ class UARTEcho(wiring.Component):
                 m.d.sync += [rx_shift.eq(((rx << 7) | (rx_shift >> 1))[:8]),
                              rx_bit.eq(rx_bit + 1), rx_cnt.eq(div - 1)]
 
-        # write the byte, read it back next cycle, then send it
+        # write the byte, read it in the next cycle (the write blocks the single
+        # port's read in its own cycle), take the word one cycle later, send it
         m.d.comb += [wp.data.eq(rx_shift), wp.en.eq(got)]
-        readback = Signal()
-        m.d.sync += readback.eq(got)
+        reading, readback = Signal(), Signal()
+        m.d.sync += [reading.eq(got), readback.eq(reading)]
         tx_shift = Signal(10, init=0x3FF)
         tx_cnt = Signal(range(div))
         tx_bits = Signal(range(11))
@@ -108,4 +125,69 @@ class UARTEcho(wiring.Component):
         with m.Elif(stretch != 0):
             m.d.sync += stretch.eq(stretch - 1)
         m.d.comb += self.led_activity.eq(stretch != 0)
+        return m
+
+
+class CoreExerciser(wiring.Component):
+    """The core alone on a board, driven by a pseudo-random source (no link, no UART).
+
+    It checks how the core itself maps to an FPGA (resources, both clocks'
+    Fmax and the paths between them when its banks are double-pumped) at sizes
+    where the full top does not fit.  Every input of the core (bus requests,
+    input events, ready signals) comes from a 64-bit LFSR, and every output bit
+    is folded into ``uart_tx`` and the LEDs, so that synthesis keeps the logic;
+    the bitstream computes nothing useful.  Built with ``neurocorex build
+    --stand-in core``.
+
+    Parameters are those of :class:`UARTEcho`; ``spram``/``dual_port`` choose the
+    core's synapse banks as :func:`neurocorex.boards.top.make_design` does, and
+    ``banks`` their number (``Core(banks=...)``).
+    """
+
+    uart_rx: In(1, init=1)
+    uart_tx: Out(1, init=1)
+    led_activity: Out(1)
+    led_error: Out(1)
+
+    def __init__(self, config, *, clk_hz, baud, board=None, double_pump=False, spram=False,
+                 dual_port=False, banks=4, pump_schedule="middle"):
+        from ..hdl.core import Core
+        from ..hdl.spram import double_pumped_banks
+        self.config = config
+        if double_pump:
+            self.core = Core(config, banks=banks, dual_port=True,
+                             bank_memory=double_pumped_banks(schedule=pump_schedule))
+        else:
+            self.core = Core(config, banks=banks, dual_port=dual_port,
+                             synapse_attrs={"ram_style": "huge"} if spram else None)
+        super().__init__()
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Cat
+        m = Module()
+        m.submodules.core = core = self.core
+        lfsr = Signal(64, init=1)
+        # x^64 + x^63 + x^61 + x^60 + 1 (maximal length), Fibonacci form; the UART
+        # input is mixed in so that the source is not a constant sequence
+        fb = lfsr[63] ^ lfsr[62] ^ lfsr[60] ^ lfsr[59] ^ self.uart_rx
+        m.d.sync += lfsr.eq(Cat(fb, lfsr[:63]))
+
+        def bits(value, start):
+            n = len(value)
+            return Cat(*[lfsr[(start + k) % 64] for k in range(n)])
+
+        bus, ev = core.bus.payload, core.events.payload
+        m.d.comb += [
+            bus.addr.eq(bits(bus.addr, 0)), bus.wdata.eq(bits(bus.wdata, 7)),
+            bus.write.eq(lfsr[41]), core.bus.valid.eq(lfsr[42] & lfsr[43]),
+            ev.index.eq(bits(ev.index, 44)), ev.end.eq(lfsr[60] & lfsr[61] & lfsr[62]),
+            core.events.valid.eq(lfsr[50]),
+            core.spikes.ready.eq(lfsr[52]), core.bus_resp.ready.eq(lfsr[53]),
+        ]
+        outs = Cat(core.bus.ready, core.events.ready, core.spikes.valid, core.spikes.payload.as_value(),
+                   core.bus_resp.valid, core.bus_resp.payload.as_value())
+        fold = Signal(3)
+        m.d.sync += fold.eq(Cat(outs.xor(), outs[::2].xor(), outs[1::2].xor()))
+        m.d.comb += [self.uart_tx.eq(fold[0]), self.led_activity.eq(fold[1]),
+                     self.led_error.eq(fold[2])]
         return m

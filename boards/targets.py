@@ -95,6 +95,14 @@ class Board:
     dual_port : bool
         The block RAMs have a read and a write port, which the core's synapse
         banks use (one clock per read-modify-write instead of two).
+    double_pump : bool
+        The synapse banks are single-port RAMs (iCE40 SPRAM) run at twice the
+        core clock from a second PLL output, one read and one write per core
+        clock (:class:`neurocorex.hdl.spram.DoublePumpedRAM`), so the core uses
+        them as dual-port banks.  ``clk_hz`` stays the core clock.
+    pump_schedule : str
+        Where the double-pumped RAM reads in the core cycle: ``"middle"`` or
+        ``"edge"`` (:data:`neurocorex.hdl.spram.SCHEDULES`, docs/boards.md).
     overrides : dict
         Toolchain overrides for ``platform.prepare``.
     toolchain : str
@@ -119,6 +127,8 @@ class Board:
     rst: str | None = None
     spram: bool = False
     dual_port: bool = False
+    double_pump: bool = False
+    pump_schedule: str = "middle"
     overrides: dict = field(default_factory=dict)
     toolchain: str = "open"
 
@@ -129,6 +139,10 @@ class Board:
 
     def solve_pll(self, clk_hz: float | None = None):
         clk_hz = self.clk_hz if clk_hz is None else clk_hz
+        if self.double_pump:
+            if self.family != "ice40":
+                raise NeuroCoreXError(f"{self.name}: a doubled clock is only made for iCE40 PLLs")
+            return _pll.solve_ice40(self.clk_in_hz, clk_hz, double=True)
         solver = {"ice40": _pll.solve_ice40, "ecp5": _pll.solve_ecp5,
                   "xilinx": _pll.solve_xilinx}[self.family]
         return solver(self.clk_in_hz, clk_hz)
@@ -157,6 +171,9 @@ _add(Board(
     # initial values are removed first, see build.py); -dsp: multipliers go to the
     # SB_MAC16 blocks instead of LUTs
     overrides=dict(synth_opts="-spram -dsp"), spram=True,
+    # the SPRAMs at 60 MHz serve a read and a write per 30 MHz core clock
+    # (SB_PLL40_2F_PAD: GENCLK and GENCLK_HALF; docs/boards.md)
+    double_pump=True,
 ))
 
 _add(Board(

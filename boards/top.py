@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from amaranth.hdl import ClockDomain, Elaboratable, Module
+
+from ..hdl.spram import FAST_DOMAIN
 from amaranth.lib import io, wiring
 
 from ..errors import NeuroCoreXError
@@ -11,16 +13,30 @@ from .pll import ClockGenerator
 __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
-def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False, dual_port=False):
-    """The design to place on a board: the full top, or the UART echo stand-in.
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False, dual_port=False,
+                double_pump=False, banks=None, pump_schedule="middle"):
+    """The design to place on a board: the full top, the UART echo stand-in
+    (``stand_in`` true), or the core driven by a pseudo-random source
+    (``stand_in="core"``, :class:`~neurocorex.boards.standin.CoreExerciser`).
 
     With ``spram``, the core's synapse banks are marked ``ram_style = "huge"`` so
     that they map to iCE40 single-port RAM (SB_SPRAM256KA); with ``dual_port``
-    they get separate read and write ports (ECP5 and 7-series block RAM).
+    they get separate read and write ports (ECP5 and 7-series block RAM); with
+    ``double_pump`` each is a single-port RAM in the ``sync2x`` domain (twice
+    the core clock) used as a dual-port bank (:mod:`neurocorex.hdl.spram`), and
+    the stand-in's memory is one too.  ``banks`` (synapse banks of the core) is
+    only for the core stand-in; the full top keeps the core's default.
     """
+    if stand_in == "core":
+        from .standin import CoreExerciser
+        return CoreExerciser(config, clk_hz=clk_hz, baud=baud, board=board_name,
+                             double_pump=double_pump, spram=spram, dual_port=dual_port,
+                             pump_schedule=pump_schedule,
+                             **({} if banks is None else {"banks": banks}))
     if stand_in:
         from .standin import UARTEcho
-        return UARTEcho(config, clk_hz=clk_hz, baud=baud, board=board_name)
+        return UARTEcho(config, clk_hz=clk_hz, baud=baud, board=board_name, double_pump=double_pump,
+                        pump_schedule=pump_schedule)
     try:
         from ..hdl.top import NeuroCoreTop
     except ModuleNotFoundError as e:
@@ -29,7 +45,12 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
         raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
                               "checkout; build the flow-check design with --stand-in") from None
     from ..hdl.core import Core
-    core = Core(config, dual_port=dual_port, synapse_attrs={"ram_style": "huge"} if spram else None)
+    if double_pump:
+        from ..hdl.spram import double_pumped_banks
+        core = Core(config, dual_port=True, bank_memory=double_pumped_banks(schedule=pump_schedule))
+    else:
+        core = Core(config, dual_port=dual_port,
+                    synapse_attrs={"ram_style": "huge"} if spram else None)
     return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
 
 
@@ -56,7 +77,8 @@ class BoardTop(Elaboratable):
     board : Board
         Target board (:mod:`neurocorex.boards.targets`).
     pll : PLL setting
-        From ``board.solve_pll``.
+        From ``board.solve_pll``; a setting with a fast output (``double``) also
+        clocks the ``sync2x`` domain at twice the core clock.
     design : wiring.Component
         Has ``uart_rx`` (In 1), ``uart_tx`` (Out 1) and LED outputs (see :func:`led_ports`).
     """
@@ -71,13 +93,16 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
+        if getattr(self.pll, "double", False):
+            # no reset: the RAM schedule in it runs from power-up (hdl/spram.py)
+            m.domains += ClockDomain(FAST_DOMAIN, reset_less=True)
         b = self.board
         clk = platform.request(b.clk_in, 0, dir="-")
         rst = None
         if b.rst is not None:
             m.submodules.rst_buf = rst_buf = io.Buffer("i", platform.request(b.rst, 0, dir="-"))
             rst = rst_buf.i
-        m.submodules.clkgen = ClockGenerator(b.family, self.pll, clk, rst)
+        m.submodules.clkgen = ClockGenerator(b.family, self.pll, clk, rst, fast_domain=FAST_DOMAIN)
         m.submodules.design = d = self.design
 
         uart = platform.request("uart", 0, dir="-")

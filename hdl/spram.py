@@ -43,10 +43,13 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, MemoryData, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 
-__all__ = ["DoublePumpedRAM", "double_pumped_banks", "FAST_DOMAIN"]
+__all__ = ["DoublePumpedRAM", "double_pumped_banks", "FAST_DOMAIN", "SCHEDULES"]
 
 #: default name of the clock domain at twice the core clock
 FAST_DOMAIN = "sync2x"
+
+#: where in the core cycle the RAM reads (see :class:`DoublePumpedRAM`)
+SCHEDULES = ("middle", "edge")
 
 
 class DoublePumpedRAM(wiring.Component):
@@ -66,6 +69,15 @@ class DoublePumpedRAM(wiring.Component):
     attrs : dict or None
         Attributes of the RAM; by default ``{"ram_style": "huge"}``, so that
         Yosys maps it to iCE40 SPRAM (``synth_ice40 -spram``).
+    schedule : str
+        ``"middle"`` (default): read at the fast edge in the middle of the core
+        cycle, write at the core edge, output captured in a core register; the
+        read address has half a core period.  ``"edge"``: read at the core edge
+        (the read address and data have a full core period, as with a plain
+        single-port RAM), the write request registered there and written at the
+        next middle edge; the core uses the RAM's output directly, which must
+        hold through that write (Yosys maps SPRAM as holding it: ``rdwr
+        no_change``; not verified on hardware).
 
     Members
     -------
@@ -77,9 +89,12 @@ class DoublePumpedRAM(wiring.Component):
     """
 
     def __init__(self, data: MemoryData, granularity=None, *, domain="sync",
-                 fast_domain=FAST_DOMAIN, attrs=None):
+                 fast_domain=FAST_DOMAIN, attrs=None, schedule="middle"):
         if not isinstance(data, MemoryData):
             raise TypeError(f"data must be a MemoryData, not {data!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
+        self.schedule = schedule
         self.memory_data = data
         self.granularity = granularity
         self.domain = domain
@@ -112,23 +127,41 @@ class DoublePumpedRAM(wiring.Component):
 
         r, w = self.read, self.write
         addr = Signal.like(wp.addr)
-        m.d.comb += [
-            addr.eq(Mux(phase, r.addr, w.addr)),
-            rp.addr.eq(addr), wp.addr.eq(addr),
-            rp.en.eq(phase & r.en),
-            wp.en.eq(Mux(phase, 0, w.en)),
-            wp.data.eq(w.data),
-        ]
-        # capture the word read at the middle edge at the next core edge, before
-        # the write of the same edge can disturb the RAM's output
-        held = Signal.like(rp.data, reset_less=True)
-        with m.If(r.en):
-            m.d[self.domain] += held.eq(rp.data)
-        m.d.comb += r.data.eq(held)
+        m.d.comb += [rp.addr.eq(addr), wp.addr.eq(addr)]
+        if self.schedule == "middle":
+            m.d.comb += [
+                addr.eq(Mux(phase, r.addr, w.addr)),
+                rp.en.eq(phase & r.en),
+                wp.en.eq(Mux(phase, 0, w.en)),
+                wp.data.eq(w.data),
+            ]
+            # capture the word read at the middle edge at the next core edge, before
+            # the write of the same edge can disturb the RAM's output
+            held = Signal.like(rp.data, reset_less=True)
+            with m.If(r.en):
+                m.d[self.domain] += held.eq(rp.data)
+            m.d.comb += r.data.eq(held)
+        else:
+            # "edge": read at the core edge that ends the cycle, the write request
+            # of the cycle is taken at that edge (fast registers, enabled on the
+            # core edges only) and written at the middle edge of the next cycle
+            wq_addr = Signal.like(w.addr, reset_less=True)
+            wq_data = Signal.like(w.data, reset_less=True)
+            wq_en = Signal.like(w.en)
+            with m.If(~phase):
+                m.d[self.fast_domain] += [wq_addr.eq(w.addr), wq_data.eq(w.data), wq_en.eq(w.en)]
+            m.d.comb += [
+                addr.eq(Mux(phase, wq_addr, r.addr)),
+                rp.en.eq(~phase & r.en),
+                wp.en.eq(Mux(phase, wq_en, 0)),
+                wp.data.eq(wq_data),
+                # the RAM's own output register holds the word through the write
+                r.data.eq(rp.data),
+            ]
         return m
 
 
-def double_pumped_banks(*, domain="sync", fast_domain=FAST_DOMAIN, attrs=None):
+def double_pumped_banks(*, domain="sync", fast_domain=FAST_DOMAIN, attrs=None, schedule="middle"):
     """A ``bank_memory`` builder for :class:`~neurocorex.hdl.core.Core`.
 
     ``Core(config, dual_port=True, bank_memory=double_pumped_banks())`` puts
@@ -137,6 +170,6 @@ def double_pumped_banks(*, domain="sync", fast_domain=FAST_DOMAIN, attrs=None):
     """
     def build(data, granularity):
         bank = DoublePumpedRAM(data, granularity, domain=domain, fast_domain=fast_domain,
-                               attrs=attrs)
+                               attrs=attrs, schedule=schedule)
         return bank, bank.read, bank.write
     return build

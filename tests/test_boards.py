@@ -36,6 +36,10 @@ def test_board_clocks_are_what_the_plls_produce():
         s = board.solve_pll()
         if board.family == "ice40":
             f = _ice40_out(board.clk_in_hz, s.divr, s.divf, s.divq)
+            if board.double_pump:
+                # GENCLK is the fast clock, the core runs on GENCLK_HALF
+                assert s.double and s.fast_hz == pytest.approx(f, rel=1e-12)
+                f /= 2
         elif board.family == "ecp5":
             f = board.clk_in_hz / s.clki_div * s.clkfb_div
             assert 400e6 <= f * s.clkop_div <= 800e6
@@ -68,6 +72,21 @@ def _icepll(f_in_mhz, f_out_mhz):
 def test_ice40_pll_matches_icepll(f_out):
     s = npll.solve_ice40(12e6, f_out * 1e6)
     assert (s.divr, s.divf, s.divq) == _icepll(12, f_out)
+
+
+def test_ice40_double_clock_pll():
+    """A 30 MHz core clock with a 60 MHz RAM clock: icepll's 60 MHz dividers,
+    GENCLK on port A and GENCLK_HALF on port B."""
+    s = npll.solve_ice40(12e6, 30e6, double=True)
+    assert (s.divr, s.divf, s.divq) == _icepll(12, 60)
+    assert s.freq_hz == pytest.approx(30e6) and s.fast_hz == pytest.approx(60e6)
+    assert s.primitive == "SB_PLL40_2F_PAD"
+    p = s.params()
+    assert (p["p_PLLOUT_SELECT_PORTA"], p["p_PLLOUT_SELECT_PORTB"]) == ("GENCLK", "GENCLK_HALF")
+    single = npll.solve_ice40(12e6, 30e6)
+    assert single.fast_hz is None and "p_PLLOUT_SELECT_PORTB" not in single.params()
+    with pytest.raises(RangeError, match="not reachable"):
+        npll.solve_ice40(12e6, 7e6, double=True)      # 14 MHz is below the PLL's 16 MHz
 
 
 def test_ecp5_pll_matches_ecppll_and_limits():
@@ -277,6 +296,58 @@ def test_summarise_ice40_and_ecp5():
     assert f["timing_met"] is False and f["fmax_mhz"] == 24.31
 
 
+# the routed timing of the double-pumped stand-in on the iCEBreaker (30 MHz core clock,
+# 60 MHz RAM clock), from its nextpnr log
+DOUBLE_LOG = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:     146/   5280     2%
+Info: 	        ICESTORM_RAM:       0/     30     0%
+Info: 	      ICESTORM_SPRAM:       1/      4    25%
+
+Info: Max frequency for clock 'clkgen.fast_clk': 110.01 MHz (PASS at 60.04 MHz)
+Info: Max frequency for clock             'clk': 58.35 MHz (PASS at 30.02 MHz)
+
+Info: Max delay <async>                 -> posedge clk            : 3.23 ns
+Info: Max delay posedge clk             -> <async>                : 15.55 ns
+Info: Max delay posedge clk             -> posedge clkgen.fast_clk: 8.52 ns
+Info: Max delay posedge clkgen.fast_clk -> posedge clk            : 6.01 ns
+"""
+
+
+def test_double_pump_timing_from_the_log():
+    pnr = nrep.parse_nextpnr_log(DOUBLE_LOG)
+    assert pnr["cross"] == {("clk", "clkgen.fast_clk"): 8.52, ("clkgen.fast_clk", "clk"): 6.01}
+    s = nrep.summarise("ice40", pnr, {}, core_mhz=30.0, fast_mhz=60.0)
+    assert (s["clock_net"], s["fast_clock_net"]) == ("clk", "clkgen.fast_clk")
+    assert (s["fmax_core_mhz"], s["fmax_fast_mhz"], s["target_mhz"]) == (58.35, 110.01, 30.02)
+    # the limit in core-clock terms: min(58.35, 110.01 / 2, 1000 / (2 * 8.52), 1000 / (2 * 6.01))
+    assert s["fmax_mhz"] == pytest.approx(110.01 / 2, abs=0.01)
+    assert s["fmax_limit"].startswith("fast clock") and s["timing_met"] is True
+    assert s["cross_budget_ns"] == pytest.approx(1000 / 30.02 / 2, abs=0.01)
+    # a slow path between the clocks becomes the limit, though nextpnr passed both clocks
+    slow = dict(pnr, cross={("clk", "clkgen.fast_clk"): 20.0, ("clkgen.fast_clk", "clk"): 6.01})
+    s = nrep.summarise("ice40", slow, {}, core_mhz=30.0, fast_mhz=60.0)
+    assert s["fmax_mhz"] == 25.0 and s["fmax_limit"] == "core -> fast paths"
+    assert s["timing_met"] is False
+    with pytest.raises(nb.BuildError, match=r"Fmax 25.0 MHz \(limited by the core -> fast paths\)"):
+        nb.check_report(dict(s, built=True, build_dir="x"))
+    # the "edge" schedule gives the paths between the clocks a whole core period
+    s = nrep.summarise("ice40", slow, {}, core_mhz=30.0, fast_mhz=60.0, schedule="edge")
+    assert s["cross_budget_ns"] == pytest.approx(1000 / 30.02, abs=0.01)
+    assert s["fmax_mhz"] == 50.0 and s["fmax_limit"] == "core -> fast paths"
+    # without the fast clock the highest target is taken, as before
+    assert nrep.summarise("ice40", pnr, {})["clock_net"] == "clkgen.fast_clk"
+
+
+def test_cross_paths_from_report_json():
+    paths = [{"from": "posedge clk", "to": "posedge fast", "path": [{"delay": 1.5}, {"delay": 2.25}]},
+             {"from": "posedge fast", "to": "posedge fast", "path": [{"delay": 9.0}]},
+             {"from": "<async>", "to": "posedge clk", "path": [{"delay": 3.0}]}]
+    import json
+    j = nrep.parse_nextpnr_report(json.dumps({"critical_paths": paths, "fmax": {}, "utilization": {}}))
+    assert j["cross"] == {("clk", "fast"): 3.75}
+
+
 # nextpnr --report of the stand-in build, trimmed to the ends of its worst clock path
 # (the middle of the path left out) and one path from a pin
 CRIT_JSON = (
@@ -328,15 +399,95 @@ def test_board_top_elaborates(name):
         text = plan.files["top.v"]
         inst, param = "{} #(", r"\.{}\((32'd)?{}\)"
     text = text if isinstance(text, str) else text.decode()
-    prim = {"ice40": "SB_PLL40_PAD", "ecp5": "EHXPLLL", "xilinx": "PLLE2_BASE"}[board.family]
+    prim = {"ice40": pll.primitive if board.family == "ice40" else "",
+            "ecp5": "EHXPLLL", "xilinx": "PLLE2_BASE"}[board.family]
     assert inst.format(prim) in text
     for k, v in pll.params().items():
         if k.startswith("p_") and isinstance(v, int):
             assert re.search(param.format(k[2:], v), text), (k, v)
+    assert board.double_pump == (board.name == "icebreaker")
     assert info["leds"] == f"led_activity->{board.leds[0][0]}{board.leds[0][1]}, " \
                           f"led_error->{board.leds[1][0]}{board.leds[1][1]}"
     # the same design gives the same digest: the build cache relies on it
     assert nb.prepare(name, stand_in=True)[3].digest() == plan.digest()
+
+
+def _module(text, name):
+    m = re.search(rf"^module \\{re.escape(name)}\n(.*?)^end\n", text, re.S | re.M)
+    assert m, name
+    return m.group(1)
+
+
+def test_icebreaker_elaborates_with_two_pll_outputs():
+    """The full iCEBreaker design: the PLL's port A (GENCLK) clocks the sync2x
+    domain, port B (GENCLK_HALF) the core; the four synapse banks' RAM ports run
+    in sync2x and are marked for SPRAM."""
+    board, config, pll, plan, info = nb.prepare("icebreaker", neurons=16, inputs=16)
+    text = plan.files["top.il"]
+    text = text if isinstance(text, str) else text.decode()
+    clkgen = _module(text, "top.clkgen")
+    cell = re.search(r"cell \\SB_PLL40_2F_PAD \S+\n(.*?)\n\s*end", clkgen, re.S).group(1)
+    assert 'parameter \\PLLOUT_SELECT_PORTA "GENCLK"' in cell
+    assert 'parameter \\PLLOUT_SELECT_PORTB "GENCLK_HALF"' in cell
+    fast = re.search(r"connect \\PLLOUTGLOBALA (\S+)", cell).group(1)
+    core = re.search(r"connect \\PLLOUTGLOBALB (\S+)", cell).group(1)
+    assert fast != core
+    assert "sync2x" in fast
+    assert info["clk_mhz"] == 30.0 and info["fast_clk_mhz"] == 60.0
+    for b in range(4):
+        bank = _module(text, f"top.design.core.mem_syn{b}")
+        assert 'attribute \\ram_style "huge"' in bank
+        ports = re.findall(r"cell \$mem(rd|wr)_v2 \S+\n(.*?)\n\s*end", bank, re.S)
+        assert sorted(k for k, _ in ports) == ["rd", "wr"]
+        for _, body in ports:
+            assert re.search(r"connect \\CLK \\sync2x_clk\b", body), body
+
+
+@pytest.mark.parametrize("double_pump,schedule", [(False, "middle"), (True, "middle"), (True, "edge")])
+def test_stand_in_echoes(double_pump, schedule):
+    """The stand-in echoes every byte through its memory (single-port, or
+    double-pumped with the RAM clock at twice the core clock)."""
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+    from neurocorex.boards.standin import UARTEcho
+    from neurocorex.hdl.spram import FAST_DOMAIN
+    div = 8
+    dut = UARTEcho(clk_hz=div * 1e6, baud=1_000_000, double_pump=double_pump, pump_schedule=schedule)
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.domains += ClockDomain(FAST_DOMAIN, reset_less=True)
+    top.submodules.dut = dut
+    sent = [0x55, 0x00, 0xFF, 0xA7, 0x3C]
+    got = []
+    period = 1e-6
+
+    async def send(ctx):
+        ctx.set(dut.uart_rx, 1)
+        await ctx.tick().repeat(4)
+        for byte in sent:
+            for bit in [0] + [byte >> k & 1 for k in range(8)] + [1]:
+                ctx.set(dut.uart_rx, bit)
+                await ctx.tick().repeat(div)
+            await ctx.tick().repeat(3 * div)     # idle: the echo needs time to go out
+
+    async def receive(ctx):
+        while len(got) < len(sent):
+            await ctx.tick().until(dut.uart_tx == 0)      # start bit
+            await ctx.tick().repeat(div + div // 2)       # middle of bit 0
+            byte = 0
+            for k in range(8):
+                byte |= ctx.get(dut.uart_tx) << k
+                await ctx.tick().repeat(div)
+            assert ctx.get(dut.uart_tx) == 1              # stop bit
+            got.append(byte)
+
+    sim = Simulator(top)
+    sim.add_clock(period, phase=period)
+    sim.add_clock(period / 2, phase=period / 2, domain=FAST_DOMAIN)
+    sim.add_testbench(send, background=True)
+    sim.add_testbench(receive)
+    sim.run_until(period * 4000)
+    assert got == sent
 
 
 def test_arty_generates_vivado_project(tmp_path):
@@ -480,3 +631,25 @@ def test_stand_in_builds_on_open_boards():
         if name == "icebreaker":
             assert rep["spram"] == 1 and rep["ebr"] == 0
 
+
+
+def test_stand_in_build_is_not_the_default(tmp_path):
+    """A stand-in bitstream goes beside the default one, never over it; on the
+    iCEBreaker it checks the double-pumped SPRAM on the real flow (about 5 s)."""
+    if not _have_open_toolchain("ice40"):
+        pytest.skip("the open toolchain (yowasp) is not installed")
+    rep = nb.build("icebreaker", stand_in=True, build_root=tmp_path, progress=lambda s: None)
+    nb.check_report(rep)
+    board_dir = tmp_path / "icebreaker"
+    assert not (board_dir / "top.bin").exists()
+    assert (board_dir / "standin-echo-top.bin").read_bytes() == Path(rep["bitstream"]).read_bytes()
+    with pytest.raises(NeuroCoreXError, match="not found"):
+        nb.program("icebreaker", build_root=tmp_path, run=lambda argv: None)
+    # the RAM became one SPRAM clocked at 60 MHz, the core clock is 30 MHz, and the
+    # paths between the two clocks fit in half a core period
+    assert rep["spram"] == 1 and rep["ebr"] == 0 and rep["memories"] == "ram->ICE40_SPRAM"
+    assert (rep["clk_mhz"], rep["fast_clk_mhz"]) == (30.0, 60.0)
+    assert rep["fast_target_mhz"] == pytest.approx(2 * rep["target_mhz"], rel=1e-3)
+    for key in ("cross_core_to_fast_ns", "cross_fast_to_core_ns"):
+        assert 0 < rep[key] <= rep["cross_budget_ns"]
+    assert rep["fmax_mhz"] <= min(rep["fmax_core_mhz"], rep["fmax_fast_mhz"] / 2) + 0.01
