@@ -44,6 +44,18 @@ def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+class _RegisteredRead:
+    """``addr``, ``en`` and ``data`` (one clock after ``addr``, held while
+    ``en`` is low) of an asynchronous read port followed by a register."""
+
+    def __init__(self, m, port, name):
+        self.addr = port.addr
+        self.en = Signal(init=1, name=f"{name}_ren")
+        self.data = Signal.like(port.data, name=f"{name}_rdata")
+        with m.If(self.en):
+            m.d.sync += self.data.eq(port.data)
+
+
 def _amt_d_place(k: int, banks: int) -> tuple[int, int]:
     """``(memory, byte)`` of ``d`` for post lane ``k`` of a column (``k = j mod P``).
 
@@ -162,15 +174,28 @@ class Core(wiring.Component):
         IB = index_bits(cfg)
 
         # ---- memories and ports ----------------------------------------------------------
-        def mem(name, *, granularity=None, transparent=False, attrs=None):
-            mm = Memory(self.mem[name], attrs=attrs)
+        def mem(name, *, granularity=None):
+            # An asynchronous read port and a register behave like a synchronous
+            # port (old data when the address is written in the same clock);
+            # Yosys merges the register into the block RAM and, told by
+            # no_rw_check, leaves out the logic that would make such a
+            # collision return the old data: the core never uses a word read
+            # while it is written (see docs/architecture.md, §2).
+            mm = Memory(self.mem[name], attrs={"no_rw_check": 1})
             m.submodules[f"mem_{name}"] = mm
             wp = mm.write_port(granularity=granularity)
-            rp = mm.read_port(transparent_for=(wp,) if transparent else ())
+            rp = _RegisteredRead(m, mm.read_port(domain="comb"), name)
             return rp, wp
 
         if self.bank_memory is None:
-            syn = [mem(f"syn{b}", granularity=SB, attrs=self.synapse_attrs) for b in range(B)]
+            # the banks keep synchronous ports: a single-port RAM reads nothing
+            # while it writes (see the read enables below)
+            syn = []
+            for b in range(B):
+                bank = Memory(self.mem[f"syn{b}"], attrs=self.synapse_attrs)
+                m.submodules[f"mem_syn{b}"] = bank
+                wp = bank.write_port(granularity=SB)
+                syn.append((bank.read_port(), wp))
         else:
             syn = []
             for b in range(B):
@@ -708,10 +733,11 @@ class Core(wiring.Component):
                     a.t_ref.eq(reftr[0].data[8:]), a.pre.eq(traces[0].data[:8]),
                     a.post.eq(traces[0].data[8:]),
                 ] + [getattr(a, name).eq(prm[name][0].data) for name in _W16]
-                with m.If(nv1):
-                    # the accumulator is consumed: clear its lane
+                with m.If(nv1 & ((tag1[:pb] == P - 1 if pb else 1) | (tag1 == N - 1))):
+                    # the word's last accumulator is consumed: clear the word (the
+                    # next word is being read, so the write never meets the read)
                     m.d.comb += [acc_wp.addr.eq(tag1 >> pb), acc_wp.data.eq(0),
-                                 acc_wp.en.eq(1 << tag1[:pb] if pb else 1)]
+                                 acc_wp.en.eq((1 << P) - 1)]
                 if M:
                     ta = tu.inp.payload
                     m.d.comb += [tu.inp.valid.eq(kv1), ta.tag.eq(tag1), ta.x.eq(itrace[0].data[:8]),
