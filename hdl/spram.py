@@ -29,10 +29,10 @@ Timing (core period ``P``; ``E_k`` the core edge that starts core cycle ``k``,
 * The RAM output is captured *before* the write edge, so it does not matter
   whether the RAM changes its output during a write.
 
-``phase`` is ``t_core ^ t_fast``: ``t_core`` toggles at every core edge and
-``t_fast`` copies it at every fast edge, so ``phase`` is 1 in the first half
-of a core cycle and 0 in the second, whatever the power-up state, with no
-reset.  Paths that cross between the domains, and their budgets, are listed
+``t_core ^ t_fast`` (``t_core`` toggles at every core edge and ``t_fast``
+copies it at every fast edge) is 1 in the first half of a core cycle and 0 in
+the second, whatever the power-up state, with no reset; ``phase`` is a
+fast-domain register that follows it.  Paths that cross between the domains, and their budgets, are listed
 in ``docs/boards.md`` ("Double-pumped SPRAM").
 """
 
@@ -122,8 +122,11 @@ class DoublePumpedRAM(wiring.Component):
         t_fast = Signal(reset_less=True)
         m.d[self.domain] += t_core.eq(~t_core)
         m.d[self.fast_domain] += t_fast.eq(t_core)
-        phase = Signal()
-        m.d.comb += phase.eq(t_core ^ t_fast)
+        # the RAM's controls use a flip-flop copy of the phase (one LUT less on
+        # the fast clock's own paths): phase alternates, so its value after a
+        # fast edge is the inverse of its value before it
+        phase = Signal(init=1)
+        m.d[self.fast_domain] += phase.eq(~(t_core ^ t_fast))
 
         r, w = self.read, self.write
         addr = Signal.like(wp.addr)
