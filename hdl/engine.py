@@ -22,7 +22,7 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         word_bytes, region_size, max_body, index_bytes, bitmap_bytes,
                         BITMAP_TAG, check_config)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
-from .framing import Verdict, TxItem
+from .framing import Verdict, TxItem, ring_bits
 from .layouts import bus_request_layout, bus_response_layout, event_layout, spike_layout
 
 __all__ = ["CommandEngine", "bus_layouts", "index_width", "aux_layout"]
@@ -139,9 +139,11 @@ class CommandEngine(wiring.Component):
     verdict : In(stream of Verdict)
     judged : In(stream of status), dropped : In(1)
         Deframer events, for the link counters.
-    rd_addr, rd_data : frame buffer read port (one cycle latency).
-    release, release_bank : Out(1), Out(1)
-        Pulse when the engine is done with the frame in that bank.
+    rd_addr, rd_data : frame ring read port (one cycle latency).
+    tail : Out(ring_bits + 1)
+        The oldest ring byte still needed (the deframer may overwrite the
+        bytes before it): the current frame's start, or once the command is
+        checked and consumes its payload in order, the next byte to read.
     tx : Out(stream of TxItem)
     bus, bus_resp, events, spikes : the core's streams.
     error : Out(1)
@@ -158,10 +160,9 @@ class CommandEngine(wiring.Component):
             "verdict": In(stream.Signature(Verdict)),
             "judged": In(stream.Signature(3, always_ready=True)),
             "dropped": In(1),
-            "rd_addr": Out(range(2 * max_frame)),
+            "rd_addr": Out(1 << ring_bits(max_frame)),
             "rd_data": In(8),
-            "release": Out(1),
-            "release_bank": Out(1),
+            "tail": Out(ring_bits(max_frame) + 1),
             "tx": Out(stream.Signature(TxItem)),
             "bus": Out(stream.Signature(lay["bus"])),
             "bus_resp": In(stream.Signature(lay["bus_resp"])),
@@ -265,7 +266,10 @@ class CommandEngine(wiring.Component):
         seq = Signal(8)
         blen = Signal(range(mf + 1))     # body length (op, seq, payload)
         owned = Signal()                 # the current command came from the buffer
-        bank = Signal()
+        rb = ring_bits(mf)
+        fstart = Signal(rb + 1)          # ring pointer of the current (or next) frame
+        streaming = Signal()             # checked: bytes before ptr may be overwritten
+        rd_ptr = Signal(rb + 1)
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
         hc = Signal(3)
         ptr = Signal(range(mf + 1))
@@ -310,8 +314,8 @@ class CommandEngine(wiring.Component):
         r_ok_r = ~r_hi & Const(rmask, 16).bit_select(reg4, 1)
         start_ok = start[ib:] == 0 if ib < 24 else Const(1)
 
-        m.d.comb += [self.rd_addr.eq(Mux(bank, mf, 0) + ptr),
-                     self.release_bank.eq(bank),
+        m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
+                     self.tail.eq(Mux(streaming, rd_ptr, fstart)),
                      self.bus.payload.addr.eq(Cat(cur, reg4)),
                      self.bus.payload.wdata.eq(dw)]
         bus_write = Signal()
@@ -371,8 +375,9 @@ class CommandEngine(wiring.Component):
                 with m.If(self.verdict.valid):
                     v = self.verdict.payload
                     m.d.sync += [op.eq(v.op), seq.eq(v.seq), blen.eq(v.length), hc.eq(0),
-                                 ptr.eq(2), owned.eq(v.status == Err.OK), bank.eq(v.bank)]
+                                 ptr.eq(2), owned.eq(v.status == Err.OK)]
                     with m.If(v.status == Err.OK):
+                        m.d.sync += fstart.eq(v.start[:rb + 1])
                         fsm.goto("LOAD")
                     with m.Else():
                         m.d.sync += code.eq(v.status)
@@ -442,6 +447,7 @@ class CommandEngine(wiring.Component):
 
             with state("RANGE"):        # WRITE, READ, WRITE_MASK: 1 <= count, start + count <= size
                 with m.If((left != 0) & start_ok & (cur + left <= r_size)):
+                    m.d.sync += streaming.eq(op != Op.READ)
                     with m.Switch(op):
                         with m.Case(Op.WRITE):
                             fsm.goto("W_LOOP")
@@ -492,9 +498,10 @@ class CommandEngine(wiring.Component):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                 with m.If(self.tx.ready):
                     fsm.goto("FINISH")
-            with state("FINISH"):
-                m.d.comb += self.release.eq(owned)
-                m.d.sync += owned.eq(0)
+            with state("FINISH"):        # give the frame's bytes back
+                with m.If(owned):
+                    m.d.sync += [fstart.eq(fstart + blen + 4), ptr.eq(0)]
+                m.d.sync += [owned.eq(0), streaming.eq(0)]
                 fsm.goto("IDLE")
 
             # -- CAPS and the link counters: bytes of aux ----------------------------------
@@ -601,7 +608,7 @@ class CommandEngine(wiring.Component):
             with state("RV"):
                 with m.If(ptr == blen):
                     with m.If(s == steps):
-                        m.d.sync += [ptr.eq(4), frame_open.eq(0)]
+                        m.d.sync += [ptr.eq(4), frame_open.eq(0), streaming.eq(1)]
                         fsm.goto("RX_STEP")
                     with m.Else():
                         nak(Err.ARGS)

@@ -17,8 +17,14 @@ from .uart import RxByte
 
 __all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
 
-#: What the deframer reports for each delimited, non-empty frame.
-Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16, "bank": 1})
+#: What the deframer reports for each delimited, non-empty frame: ``start`` is
+#: the frame's first byte in the ring buffer, as a pointer with a wrap bit.
+Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16, "start": 17})
+
+
+def ring_bits(max_frame: int) -> int:
+    """log2 of the frame ring's size: the smallest power of two >= ``max_frame``."""
+    return max(1, (max_frame - 1).bit_length())
 #: Body byte for the framer, or (``close=1``) the end of the current frame.
 TxItem = data.StructLayout({"data": 8, "close": 1})
 
@@ -27,20 +33,20 @@ class Deframer(wiring.Component):
     """Receive frames into the frame buffer and judge them.
 
     Never stalls the receiver: every byte is taken in the cycle it arrives, so
-    the error counters do not depend on timing.  The buffer has two banks: a
-    good frame is stored in one and that bank stays *owned* until ``release``,
-    while the next frame goes to the other bank (so a host may send the next
-    frame before the answer to the previous one).  A frame whose bank is still
-    owned is an ``OVERRUN``.  Verdicts queue in a small FIFO; when it is full a
-    rejected frame's verdict is dropped (``dropped`` pulses) and a good frame
-    is turned into an overrun.  Two verdicts are enough to queue: at most two
-    good frames wait (one per bank), and rejected frames arriving faster than
-    their answers drain are dropped at any depth.
+    the error counters do not depend on timing.  The buffer is a ring of
+    ``2**ring_bits(max_frame)`` bytes: good frames are kept one behind the
+    other, a rejected frame's bytes are given back at once, and the engine
+    gives bytes back through ``tail`` as it consumes them (a WRITE frame is
+    freed word by word while it executes, so a host may send the next frame
+    before the answer to the previous one).  A byte to be stored while the
+    ring is full makes its frame an ``OVERRUN``.  Verdicts queue in a small
+    FIFO; when it is full a rejected frame's verdict is dropped (``dropped``
+    pulses) and a good frame is turned into an overrun.
 
     Parameters
     ----------
     max_frame : int
-        Depth of the frame buffer in decoded bytes.
+        Longest frame in decoded bytes.
 
     Attributes
     ----------
@@ -50,11 +56,10 @@ class Deframer(wiring.Component):
         Every verdict, in the cycle it is made, including dropped ones (for counters).
     dropped : Out(1)
     rd_addr, rd_data : In, Out
-        Synchronous read port of the frame buffer; bank ``b`` starts at ``b * max_frame``.
-    release, release_bank : In(1), In(1)
-        The engine is done with the frame in ``release_bank``.
-    owned : Out(2)
-        Banks holding a frame for the engine.
+        Synchronous read port of the ring.
+    tail : In(ring_bits + 1)
+        Pointer (with wrap bit) of the oldest byte the engine still needs;
+        the bytes from ``tail`` up to the frame being received are kept.
     """
 
     def __init__(self, max_frame: int, fifo_depth: int = 2):
@@ -65,28 +70,27 @@ class Deframer(wiring.Component):
             "verdict": Out(stream.Signature(Verdict)),
             "judged": Out(stream.Signature(3, always_ready=True)),
             "dropped": Out(1),
-            "rd_addr": In(range(2 * max_frame)),
+            "rd_addr": In(1 << ring_bits(max_frame)),
             "rd_data": Out(8),
-            "release": In(1),
-            "release_bank": In(1),
-            "owned": Out(2),
+            "tail": In(ring_bits(max_frame) + 1),
         })
 
     def elaborate(self, platform):
         m = Module()
         mf = self.max_frame
-        m.submodules.buf = buf = Memory(shape=8, depth=2 * mf, init=[])
-        wbank = Signal()           # bank the frame being received goes to
+        rb = ring_bits(mf)
+        m.submodules.buf = buf = Memory(shape=8, depth=1 << rb, init=[])
+        fs = Signal(rb + 1)        # where the frame being received starts
         wp = buf.write_port()
         rp = buf.read_port()
         m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
         # verdicts queue with only as many length bits as a frame can have
         lbits = (mf + 1).bit_length()
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=Verdict.size - 16 + lbits,
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=3 + 8 + 8 + lbits + rb + 1,
                                                     depth=self.fifo_depth)
         m.d.comb += [self.verdict.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.verdict.ready)]
         rv = self.verdict.payload
-        m.d.comb += Cat(rv.status, rv.op, rv.seq, rv.length[:lbits], rv.bank).eq(fifo.r_data)
+        m.d.comb += Cat(rv.status, rv.op, rv.seq, rv.length[:lbits], rv.start[:rb + 1]).eq(fifo.r_data)
 
         count = Signal(range(mf + 2))
         crc = Signal(16, init=CRC_INIT)
@@ -108,8 +112,6 @@ class Deframer(wiring.Component):
             m.d.sync += seen.eq(1)
             with m.If(self.inp.payload.error):
                 m.d.sync += bad.eq(1)
-            with m.If(self.owned.bit_select(wbank, 1)):
-                m.d.sync += overrun.eq(1)
             with m.If(esc):
                 m.d.sync += esc.eq(0)
                 with m.If(b == ESC_END):
@@ -123,6 +125,9 @@ class Deframer(wiring.Component):
             with m.Else():
                 m.d.comb += [dec.eq(b), dec_en.eq(1)]
 
+        wptr = Signal(rb + 1)
+        full = Signal()
+        m.d.comb += [wptr.eq(fs + count), full.eq((wptr - self.tail)[rb])]
         with m.If(dec_en):
             m.d.sync += [crc.eq(crc16_next(crc, dec)), last.eq(Cat(dec, last[:24]))]
             with m.If(count <= mf):
@@ -131,8 +136,11 @@ class Deframer(wiring.Component):
                 m.d.sync += op.eq(dec)
             with m.If(count == 1):
                 m.d.sync += seq.eq(dec)
-            with m.If((count < mf) & ~self.owned.bit_select(wbank, 1) & ~overrun):
-                m.d.comb += [wp.addr.eq(Mux(wbank, mf, 0) + count), wp.data.eq(dec), wp.en.eq(1)]
+            with m.If(count < mf):
+                with m.If(full):
+                    m.d.sync += overrun.eq(1)
+                with m.Elif(~overrun):
+                    m.d.comb += [wp.addr.eq(wptr[:rb]), wp.data.eq(dec), wp.en.eq(1)]
 
         # the verdict of the frame an END closes, in the protocol's order
         status = Signal(3)
@@ -157,14 +165,9 @@ class Deframer(wiring.Component):
         v = Signal(Verdict)
         m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
                      v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
-                     v.bank.eq(wbank),
-                     fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits], v.bank))]
+                     v.start.eq(fs),
+                     fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits], v.start[:rb + 1]))]
         m.d.sync += self.dropped.eq(0)
-        owned_next = Signal(2)
-        m.d.comb += owned_next.eq(self.owned)
-        with m.If(self.release):
-            m.d.comb += owned_next.bit_select(self.release_bank, 1).eq(0)
-        m.d.sync += self.owned.eq(owned_next)
         with m.If(is_end):
             m.d.sync += [count.eq(0), crc.eq(CRC_INIT), esc.eq(0), seen.eq(0), bad.eq(0),
                          overrun.eq(0)]
@@ -172,8 +175,8 @@ class Deframer(wiring.Component):
                 m.d.comb += [self.judged.valid.eq(1), self.judged.payload.eq(final)]
                 with m.If(fifo.w_rdy):
                     m.d.comb += fifo.w_en.eq(1)
-                    with m.If(final == Err.OK):
-                        m.d.sync += [self.owned.eq(owned_next | Mux(wbank, 2, 1)), wbank.eq(~wbank)]
+                    with m.If(final == Err.OK):          # keep the frame's bytes
+                        m.d.sync += fs.eq(wptr)
                 with m.Else():
                     m.d.sync += self.dropped.eq(1)
         return m

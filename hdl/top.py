@@ -64,8 +64,7 @@ class LinkCore(wiring.Component):
         wiring.connect(m, dfr.verdict, eng.verdict)
         wiring.connect(m, dfr.judged, eng.judged)
         m.d.comb += [eng.dropped.eq(dfr.dropped), dfr.rd_addr.eq(eng.rd_addr),
-                     eng.rd_data.eq(dfr.rd_data), dfr.release.eq(eng.release),
-                     dfr.release_bank.eq(eng.release_bank),
+                     eng.rd_data.eq(dfr.rd_data), dfr.tail.eq(eng.tail),
                      self.error.eq(eng.error)]
         wiring.connect(m, eng.tx, frm.inp)
         wiring.connect(m, frm.out, wiring.flipped(self.tx))

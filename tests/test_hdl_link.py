@@ -424,22 +424,29 @@ def test_max_activity_slow_reader_loses_nothing():
     assert recs == [list(range(CFG.neurons))] * 42
 
 
-def test_second_frame_may_arrive_before_the_first_answer():
-    """Two banks: a frame sent right behind another is stored and executed; a
-    third one, while both banks are taken, is rejected as an overrun."""
+def test_next_frame_may_arrive_while_one_executes():
+    """The frame ring (64 bytes here) is given back word by word as a WRITE
+    executes, so a frame sent right behind another is stored and executed.  A
+    READ keeps its frame until its answer is out; a frame that does not fit
+    beside it in the meantime is rejected as an overrun."""
     words = list(range(50))
-    a = write_cmd(1, CFG, Region.W_REC, 0, words, 1)
+    a = write_cmd(1, CFG, Region.W_REC, 0, words, 1)          # 60 decoded bytes each
     b = write_cmd(2, CFG, Region.W_REC, 50, words, 1)
-    c = write_cmd(3, CFG, Region.W_REC, 100, words[:40], 1)
-    check(CFG, [a + b, read_cmd(4, Region.W_REC, 0, 55)], tx_every=30)
+    check(CFG, [a + b, read_cmd(4, Region.W_REC, 0, 55)], gap=10, tx_every=30)
     # the third frame: the Python engine never overruns, so its answer is written out here
-    answers, eng, _ = reference(CFG, [a + b, read_cmd(4, Region.W_REC, 0, 55)], max_frame=64)
+    r = read_cmd(5, Region.W_REC, 0, 50)
+    c = write_cmd(3, CFG, Region.W_REC, 100, [9] * 50, 1)
+    answers, eng, _ = reference(CFG, [r, cmd(Op.COUNTERS, 6)], max_frame=64)
     overrun = encode_frame(bytes((Kind.NAK, 3, Op.WRITE, Err.OVERRUN)))
-    got = simulate(CFG, [a + b + c, cmd(Op.COUNTERS, 5)], [answers[0] + overrun, b"x" * 200],
-                   eng.caps, max_frame=64, tx_every=50, max_wait=6000)
+    got = simulate(CFG, [r + c, cmd(Op.COUNTERS, 6)], [answers[0] + overrun, b"x" * 200],
+                   eng.caps, max_frame=64, tx_every=50, max_wait=20_000)
     assert got[0] == answers[0] + overrun
     ctr = frames_of(got[1])[0][2][1:]
     assert int.from_bytes(ctr[4 * LinkCounter.OVERRUNS:4 * LinkCounter.OVERRUNS + 4], "little") == 1
+    # ... and nothing of it was written
+    assert frames_of(simulate(CFG, [r + c, read_cmd(7, Region.W_REC, 100, 1)],
+                              [answers[0] + overrun, b"x" * 20], eng.caps, max_frame=64,
+                              tx_every=50, max_wait=20_000)[1])[0][2][1:] == bytes(1)
 
 
 def test_top_level_at_the_pins():
