@@ -12,7 +12,7 @@ time, with narrow counters, one 32-bit data register and one small memory
 (``aux``) that holds the step's spikes, the link counters and the CAPS answer.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -39,16 +39,23 @@ def bus_layouts(config: CoreConfig) -> dict:
 
 
 def aux_layout(config: CoreConfig, caps: bytes) -> dict:
-    """Word offsets in the engine's ``aux`` memory.
+    """Word offsets in the engine's ``aux`` memory, and its depth and width.
 
     ``list``: the step's spike indices in arrival order (N words); ``map``: the
     step's spikes as a bitmap (one byte per word); ``counters``: the link
-    counters, four little-endian bytes each; ``caps``: the CAPS answer.
+    counters, four little-endian bytes each; ``caps``: the CAPS answer.  Each
+    region starts at a multiple of its size rounded up to a power of two, so
+    that an address is the region's base bits next to the offset (no adder).
     """
     n = config.neurons
-    lay = {"list": 0, "map": n, "counters": n + bitmap_bytes(n)}
-    lay["caps"] = lay["counters"] + 4 * len(LinkCounter)
-    lay["depth"] = lay["caps"] + len(caps)
+    sizes = {"list": n, "map": bitmap_bytes(n), "counters": 4 * len(LinkCounter),
+             "caps": len(caps)}
+    lay, pos = {}, 0
+    for name in sorted(sizes, key=lambda k: -sizes[k]):
+        lay[name] = pos
+        pos += 1 << index_width(sizes[name])
+    lay["bits"] = {name: index_width(sizes[name]) for name in sizes}
+    lay["depth"] = pos
     lay["width"] = max(8, index_width(n))
     return lay
 
@@ -185,8 +192,15 @@ class CommandEngine(wiring.Component):
 
         # -- aux memory: spike list, spike bitmap, link counters, CAPS ----------------
         al = aux_layout(cfg, self.caps)
-        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"],
-                                        init=[0] * al["caps"] + list(self.caps))
+        init = [0] * al["depth"]
+        init[al["caps"]:al["caps"] + len(self.caps)] = self.caps
+        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"], init=init)
+        abits = (al["depth"] - 1).bit_length()
+
+        def at(name, offset):
+            """Address ``offset`` of region ``name``: base bits above the offset's bits."""
+            ob = al["bits"][name]
+            return Cat(Value.cast(offset)[:ob], Const(al[name] >> ob, abits - ob))
         arp, awp = aux.read_port(), aux.write_port()
         e_raddr = Signal(range(al["depth"]))     # the engine's accesses (0 when idle)
         e_waddr = Signal(range(al["depth"]))
@@ -225,16 +239,15 @@ class CommandEngine(wiring.Component):
             with m.If(pend[c]):
                 m.d.comb += first_pend.eq(c)
         m.d.comb += u_start.eq((pend != 0) & ~u_busy & ~e_mem)
-        base = al["counters"]
         with m.If(u_start):
-            m.d.comb += [u_raddr.eq(base + first_pend * 4), pend_clr.eq(1 << first_pend)]
+            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))), pend_clr.eq(1 << first_pend)]
             m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_b.eq(0)]
         with m.If(u_busy):
             carry = aux_data[:8] == 0xFF
-            m.d.comb += [u_waddr.eq(base + Cat(u_b, u_c)), u_wdata.eq(aux_data[:8] + 1),
+            m.d.comb += [u_waddr.eq(at("counters", Cat(u_b, u_c))), u_wdata.eq(aux_data[:8] + 1),
                          u_wen.eq(1)]
             with m.If(carry & (u_b != 3)):
-                m.d.comb += u_raddr.eq(base + Cat((u_b + 1)[:2], u_c))
+                m.d.comb += u_raddr.eq(at("counters", Cat((u_b + 1)[:2], u_c)))
                 m.d.sync += u_b.eq(u_b + 1)
             with m.Else():
                 m.d.sync += u_busy.eq(0)
@@ -516,7 +529,7 @@ class CommandEngine(wiring.Component):
                     m.d.sync += k.eq(k + 1)
                     emit_word(aux_data[:8], 1, rd_state)
 
-            aux_bytes("CAPS_RD", "CAPS_EM", al["caps"] + k, len(self.caps), "CLOSE")
+            aux_bytes("CAPS_RD", "CAPS_EM", at("caps", k), len(self.caps), "CLOSE")
 
             # -- WRITE: words of 1, 2 or 4 bytes ------------------------------------------
             with state("W_LOOP"):
@@ -587,11 +600,11 @@ class CommandEngine(wiring.Component):
                 with m.If(k == 4 * nctr):
                     header(Kind.ACK, "CLOSE")
                 with m.Elif(aux_free):
-                    aux_write(al["counters"] + k, 0)
+                    aux_write(at("counters", k), 0)
                     m.d.sync += k.eq(k + 1)
 
             # -- COUNTERS ------------------------------------------------------------------
-            aux_bytes("C_LINK", "C_LINK_EM", al["counters"] + k, 4 * nctr, "C_CORE0")
+            aux_bytes("C_LINK", "C_LINK_EM", at("counters", k), 4 * nctr, "C_CORE0")
             with state("C_CORE0"):
                 m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), cur.eq(0)]
                 fsm.goto("C_CORE")
@@ -696,14 +709,14 @@ class CommandEngine(wiring.Component):
                     with m.If(self.spikes.payload.end):
                         fsm.goto("EMIT_REC")
                     with m.Else():
-                        aux_write(al["list"] + cnt, self.spikes.payload.index)
+                        aux_write(at("list", cnt), self.spikes.payload.index)
                         m.d.sync += [cnt.eq(cnt + 1), idx.eq(self.spikes.payload.index)]
                         fsm.goto("SET_R")
             with state("SET_R"):
-                aux_read(al["map"] + (sidx >> 3))
+                aux_read(at("map", sidx >> 3))
                 fsm.goto("SET_W")
             with state("SET_W"):
-                aux_write(al["map"] + (sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
+                aux_write(at("map", sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
                 fsm.goto("COLLECT")
             with state("EMIT_REC"):
                 bm_now = cnt * ibN > nbN
@@ -728,20 +741,20 @@ class CommandEngine(wiring.Component):
                 with m.If(bpos == nbN):
                     fsm.goto("RX_STEP")
                 with m.Elif(aux_free):
-                    aux_read(al["map"] + bpos)
+                    aux_read(at("map", bpos))
                     fsm.goto("BM_W")
             with state("BM_W"):
-                aux_write(al["map"] + bpos, 0)
+                aux_write(at("map", bpos), 0)
                 m.d.sync += bpos.eq(bpos + 1)
                 emit_word(aux_data[:8], 1, "BM_R")
             with state("SP_OUT"):        # emit a list entry and clear its bitmap byte
                 with m.If(k == cnt):
                     fsm.goto("RX_STEP")
                 with m.Elif(aux_free):
-                    aux_read(al["list"] + k)
+                    aux_read(at("list", k))
                     fsm.goto("SP_W")
             with state("SP_W"):
-                aux_write(al["map"] + (aux_data[:index_width(N)] >> 3), 0)
+                aux_write(at("map", aux_data[:index_width(N)] >> 3), 0)
                 m.d.sync += k.eq(k + 1)
                 emit_word(aux_data[:index_width(N)], ibN, "SP_OUT")
             with state("RX_DONE"):
