@@ -298,6 +298,7 @@ class CommandEngine(wiring.Component):
         bit = Signal(3)
         s = Signal(range(mbody // 2 + 2))
         h = Signal(16)
+        h_cnt = h[:(M + 1).bit_length()]   # a sparse record's count, once checked <= M
         idx = Signal(max(8 * ibM, index_width(N)))
         prev = Signal(8 * ibM)
         first = Signal()
@@ -651,7 +652,7 @@ class CommandEngine(wiring.Component):
                 with m.If((idx >= M) | (~first & (idx <= prev))):
                     nak(Err.ARGS)
                 with m.Else():
-                    m.d.sync += [prev.eq(idx), first.eq(0), h.eq(h - 1)]
+                    m.d.sync += [prev.eq(idx), first.eq(0), h_cnt.eq(h_cnt - 1)]
                     fsm.goto("RV_REC")
 
             # -- RUN, pass 2: events in, spikes out ---------------------------------------
@@ -678,7 +679,7 @@ class CommandEngine(wiring.Component):
             with state("RX_EV"):
                 m.d.comb += [self.events.valid.eq(1), self.events.payload.index.eq(idx)]
                 with m.If(self.events.ready):
-                    m.d.sync += h.eq(h - 1)
+                    m.d.sync += h_cnt.eq(h_cnt - 1)
                     fsm.goto("RX_SP")
             with state("RX_BM"):
                 with m.If(bpos == nbM):
