@@ -443,6 +443,22 @@ def test_icebreaker_elaborates_with_two_pll_outputs():
             assert re.search(r"connect \\CLK \\sync2x_clk\b", body), body
 
 
+def test_core_stand_in_elaborates():
+    """``--stand-in core``: the core alone, its banks double-pumped on the iCEBreaker."""
+    board, config, pll, plan, info = nb.prepare("icebreaker", neurons=16, inputs=16, stand_in="core")
+    text = plan.files["top.il"]
+    text = text if isinstance(text, str) else text.decode()
+    assert info["design"] == "stand-in (core driven by an LFSR)"
+    assert "module \\top.design.core\n" in text and "module \\top.design.link" not in text
+    for b in range(4):
+        assert re.search(r"connect \\CLK \\sync2x_clk\b", _module(text, f"top.design.core.mem_syn{b}"))
+
+
+def test_banks_option_needs_the_core_stand_in(capsys):
+    rc, out, err = _cli(capsys, "build", "--board", "icebreaker", "--banks", "8")
+    assert rc == 2 and "--banks applies to --stand-in core only" in err
+
+
 @pytest.mark.parametrize("double_pump,schedule", [(False, "middle"), (True, "middle"), (True, "edge")])
 def test_stand_in_echoes(double_pump, schedule):
     """The stand-in echoes every byte through its memory (single-port, or
