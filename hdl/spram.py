@@ -7,8 +7,10 @@ from one PLL), and serves one read and one write per core clock, so that the
 core sees a read port and a write port that behave like those of an
 :class:`~amaranth.lib.memory.Memory` with two ports.
 
-Timing (core period ``P``; ``E_k`` the core edge that starts core cycle ``k``,
-``M_k = E_k + P/2`` the fast edge in the middle of it)::
+Timing of the default ``"middle"`` schedule (core period ``P``; ``E_k`` the
+core edge that starts core cycle ``k``, ``M_k = E_k + P/2`` the fast edge in
+the middle of it; the ``"edge"`` schedule is described at
+:class:`DoublePumpedRAM`)::
 
                  E_k                 M_k                 E_k+1
     core clk     _|‾‾‾‾‾‾‾‾‾‾‾‾‾‾‾‾‾‾|___________________|‾‾‾‾
@@ -32,8 +34,8 @@ Timing (core period ``P``; ``E_k`` the core edge that starts core cycle ``k``,
 ``t_core ^ t_fast`` (``t_core`` toggles at every core edge and ``t_fast``
 copies it at every fast edge) is 1 in the first half of a core cycle and 0 in
 the second, whatever the power-up state, with no reset; ``phase`` is a
-fast-domain register that follows it.  Paths that cross between the domains, and their budgets, are listed
-in ``docs/boards.md`` ("Double-pumped SPRAM").
+fast-domain register that follows it.  Paths that cross between the domains,
+and their budgets, are listed in ``docs/boards.md`` ("Double-pumped SPRAM").
 """
 
 from __future__ import annotations
