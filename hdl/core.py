@@ -17,6 +17,7 @@ One time step runs these phases in order (``docs/spec.md`` §3,
 
 from __future__ import annotations
 
+from amaranth.back import rtlil
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, MemoryData
@@ -51,9 +52,19 @@ class _RegisteredRead:
     def __init__(self, m, port, name):
         self.addr = port.addr
         self.en = Signal(init=1, name=f"{name}_ren")
-        self.data = Signal.like(port.data, name=f"{name}_rdata")
+        # neither reset nor initial value: a block RAM output has none, and
+        # Yosys would add logic to emulate them
+        self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True,
+                                attrs={"init": rtlil.Undef(len(port.data))})
         with m.If(self.en):
             m.d.sync += self.data.eq(port.data)
+
+
+def _or_lanes(values):
+    out = values[0].as_unsigned()
+    for v in values[1:]:
+        out = out | v.as_unsigned()
+    return out
 
 
 def _amt_d_place(k: int, banks: int) -> tuple[int, int]:
@@ -145,7 +156,11 @@ class Core(wiring.Component):
         md["i"] = MemoryData(shape=unsigned(16), depth=n, init=[])
         md["ref_tref"] = MemoryData(shape=unsigned(16), depth=n, init=[])   # lanes: ref, t_ref
         md["traces"] = MemoryData(shape=unsigned(16), depth=n, init=[])     # lanes: pre, post
-        md["acc"] = MemoryData(shape=unsigned(geo.posts * geo.acc_bits), depth=geo.cols, init=[])
+        # one accumulator memory per lane k (posts P*c + k at address c); the
+        # upper half is never written and reads 0 (see the neuron pass)
+        for k in range(geo.posts):
+            md[f"acc{k}"] = MemoryData(shape=signed(geo.acc_bits), depth=2 << _bits(geo.cols),
+                                       init=[])
         # STDP amounts, one memory per bank position e (see _amt_*): q of
         # source rows B*kk + e at address kk, then d of this step's posts
         for e in range(geo.banks):
@@ -206,7 +221,17 @@ class Core(wiring.Component):
         st_v, st_i = mem("v"), mem("i")
         reftr = mem("ref_tref", granularity=8)
         traces = mem("traces", granularity=8)
-        acc = mem("acc", granularity=AW)
+        acc = [mem(f"acc{k}") for k in range(P)]
+        cb = _bits(C)
+        acc_addr = Signal(cb)            # word of the access (the zero half when not selected)
+        acc_lane_off = Signal(P)          # lanes that read the zero half
+        for k, (rp, wp) in enumerate(acc):
+            m.d.comb += rp.addr.eq(Cat(acc_addr, acc_lane_off[k]))
+        acc_wen = Signal()
+        acc_waddr = Signal(cb)
+        acc_wdata = [Signal(signed(AW), name=f"acc_wdata{k}") for k in range(P)]
+        for k, (rp, wp) in enumerate(acc):
+            m.d.comb += [wp.addr.eq(acc_waddr), wp.data.eq(acc_wdata[k]), wp.en.eq(acc_wen)]
         amt = [mem(f"amt{e}", granularity=TRACE_BITS) for e in range(B)]
         slist = mem("slist")
         if M:
@@ -236,6 +261,7 @@ class Core(wiring.Component):
         chain = [Signal(DATA_BITS, name=f"cnt_{c.name.lower()}") for c in chain_ids]
         cph = Signal(range(len(chain)))   # rotation phase: chain[0] holds counter chain_ids[cph]
         cnt_upd = Signal()                # add the step's amounts (else: a bus read)
+        cnt_zero = Signal()               # clear them (COUNTER write, CONTROL)
         n_r = Signal(range(N + 1), init=ri.get("pending_spikes", 0))   # rows of s(t-1)
         n_s = Signal(range(N + 1))        # spikes of this step
         n_k = Signal(range(M + 1))        # distinct input events collected
@@ -318,7 +344,6 @@ class Core(wiring.Component):
         # With one port per bank a cycle either writes (the word read at x-3) or
         # reads, which gives R R R W W W when every word changes and one read per
         # clock when none does.
-        acc_rp, acc_wp = acc
         col_mode = Signal()                         # potentiation (column) phase
         iss = Signal()                              # issue a read this cycle
         iss_addr = Signal(range(geo.depth + geo.banks * C + 1))
@@ -339,7 +364,8 @@ class Core(wiring.Component):
         with m.If(iss):
             m.d.sync += [rot0.eq(rot), addr0.eq(iss_addr), c0.eq(iss_c)]
         with m.If(v0):
-            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0), acc1.eq(acc_rp.data)]
+            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0),
+                         acc1.eq(Cat(*[rp.data for rp, wp in acc]))]
             m.d.sync += [raw1[b].eq(s_rdata[b]) for b in range(B)]
             # amounts in the rotated order of the access (position e = bank
             # (rot + e) mod B): rows take d of post L*e + l, columns q of row e
@@ -349,7 +375,7 @@ class Core(wiring.Component):
                 d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
                 m.d.sync += amt1[k].eq(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
         with m.If(iss):
-            m.d.comb += acc_rp.addr.eq(iss_c)
+            m.d.comb += acc_addr.eq(iss_c)
 
         # stage 2: rotate the bank words into the order of the access (posts
         # P*c ... P*c+P-1 for a row, source rows B*kk ... B*kk+B-1 for a column),
@@ -373,9 +399,10 @@ class Core(wiring.Component):
 
         # rows: add the old weights (post order) into the accumulators
         post_w = [post_words[e][l * SB:l * SB + WB].as_signed() for e in range(B) for l in range(L)]
-        acc_sum = Cat(*[(acc1[k * AW:(k + 1) * AW].as_signed() + post_w[k])[:AW] for k in range(P)])
         with m.If(v1 & ~col_mode):
-            m.d.comb += [acc_wp.addr.eq(c1), acc_wp.data.eq(acc_sum), acc_wp.en.eq((1 << P) - 1)]
+            m.d.comb += [acc_waddr.eq(c1), acc_wen.eq(1)]
+            m.d.comb += [acc_wdata[k].eq(acc1[k * AW:(k + 1) * AW].as_signed() + post_w[k])
+                         for k in range(P)]
 
         # stage 3: write back
         wr = Signal()
@@ -400,7 +427,7 @@ class Core(wiring.Component):
                 m.d.comb += [rp.addr.eq(a_sel + col_off[b]), rp.en.eq(s_wen[b] == 0)]
 
         # ---- default port controls ----------------------------------------------------------------
-        for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, acc, slist] + amt:
+        for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, slist] + amt + acc:
             m.d.comb += rp.en.eq(1)
         if M:
             m.d.comb += itrace[0].en.eq(1)
@@ -560,11 +587,13 @@ class Core(wiring.Component):
                                         m.d.sync += rdata.eq(regs[f.name])
                         with m.Case(Region.COUNTER):
                             with m.If(b_write):
-                                m.d.sync += [x.eq(0) for x in chain] + [step_cyc.eq(0)]
+                                m.d.sync += [cph.eq(0), cnt_upd.eq(0), cnt_zero.eq(1),
+                                             step_cyc.eq(0)]
+                                m.next = "CNT"
                             with m.Elif(index == Counter.LAST_STEP_CYCLES):
                                 m.d.sync += rdata.eq(step_cyc)
                             with m.Else():
-                                m.d.sync += [cph.eq(0), cnt_upd.eq(0)]
+                                m.d.sync += [cph.eq(0), cnt_upd.eq(0), cnt_zero.eq(0)]
                                 m.next = "CNT"
                         with m.Case(Region.CONTROL):
                             with m.If(b_write):
@@ -611,8 +640,9 @@ class Core(wiring.Component):
                         m.d.comb += [itrace[1].addr.eq(t), itrace[1].data.eq(0), itrace[1].en.eq(0b01)]
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T - 1):
-                    m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0)] + [x.eq(0) for x in chain]
-                    m.next = "B_RESP"
+                    m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0),
+                                 cph.eq(0), cnt_upd.eq(0), cnt_zero.eq(1)]
+                    m.next = "CNT"
             with m.State("B_RESP"):
                 m.d.comb += [self.bus_resp.valid.eq(1), self.bus_resp.payload.rdata.eq(rdata)]
                 with m.If(self.bus_resp.ready):
@@ -620,7 +650,7 @@ class Core(wiring.Component):
 
             # -- one time step ---------------------------------------------------------------------
             with m.State("START"):
-                m.d.sync += [li.eq(0), t.eq(0), dv1.eq(0)]
+                m.d.sync += [li.eq(Mux(n_r == 0, N, 0)), t.eq(0), dv1.eq(0)]
                 with m.If(learn & dirty):
                     m.next = "DPASS"
                 with m.Else():
@@ -665,25 +695,30 @@ class Core(wiring.Component):
             n_rows = Signal(range(N + M + 1))
             m.d.comb += n_rows.eq(n_r + n_k)
 
+            # In the row phase li is the list address: the spike list 0 .. n_r-1,
+            # then the event list N .. N+n_k-1 (rows_end).
+            rows_end = Signal(range(N + M + 1))
+            m.d.comb += rows_end.eq(N + n_k)
+            li_next = Signal.like(li)
+            m.d.comb += li_next.eq(Mux(li + 1 == n_r, N, li + 1))
+
             def list_read(u):
-                # row u of the step: spike list entry u, then event list entry u - n_r
-                m.d.comb += [slist[0].addr.eq(Mux(u < n_r, u, N + u - n_r) if M else u),
-                             slist[0].en.eq(1)]
+                m.d.comb += [slist[0].addr.eq(u), slist[0].en.eq(1)]
 
             def hold_lists():
                 m.d.comb += slist[0].en.eq(0)
 
             def next_row():
                 # start the row whose list entry was read earlier, prefetch the one after
-                with m.If(li < n_rows):
+                with m.If(li != rows_end):
                     row = Signal(range(geo.rows))
                     if M:
-                        m.d.comb += row.eq(Mux(li < n_r, slist[0].data, geo.n_pad + slist[0].data))
+                        m.d.comb += row.eq(Mux(li >= N, geo.n_pad + slist[0].data, slist[0].data))
                     else:
                         m.d.comb += row.eq(slist[0].data)
                     m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
-                                 li.eq(li + 1)]
-                    list_read(li + 1)
+                                 li.eq(li_next)]
+                    list_read(li_next)
                     m.next = "R_RUN"
                 with m.Else():
                     m.d.sync += [t.eq(0), nv1.eq(0), kv1.eq(0), n_s.eq(0)]
@@ -708,11 +743,11 @@ class Core(wiring.Component):
                     if C >= 3:
                         # the next row starts right after this one's last word (its
                         # first accumulator update has landed by then)
-                        with m.If((c == C - 1) & (li < n_rows)):
+                        with m.If((c == C - 1) & (li != rows_end)):
                             next_row()
                 with m.Elif(c == C):
                     # a short row would read an accumulator before its update lands
-                    with m.If(drained | (li < n_rows) if C >= 2 else drained):
+                    with m.If(drained | (li != rows_end) if C >= 2 else drained):
                         next_row()
 
             with m.State("PASS"):
@@ -722,13 +757,16 @@ class Core(wiring.Component):
                 m.d.sync += [nv1.eq(t < N), kv1.eq(t < M), tag1.eq(t)]
                 for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
                     m.d.comb += rp.addr.eq(t)
-                m.d.comb += acc_rp.addr.eq(t >> pb)
+                # lane t mod P reads its accumulator, the others read the zero half,
+                # so that the lanes can be ORed instead of selected
+                m.d.comb += acc_addr.eq(t >> pb)
+                m.d.comb += [acc_lane_off[k].eq(t[:pb] != k if pb else 0) for k in range(P)]
                 if M:
                     m.d.comb += itrace[0].addr.eq(t)
                 a = nu.inp.payload
                 m.d.comb += [
                     nu.inp.valid.eq(nv1), a.tag.eq(tag1),
-                    a.acc.eq(acc_rp.data.word_select(tag1[:pb], AW) if pb else acc_rp.data),
+                    a.acc.eq(_or_lanes([rp.data for rp, wp in acc])),
                     a.v.eq(st_v[0].data), a.i.eq(st_i[0].data), a.ref.eq(reftr[0].data[:8]),
                     a.t_ref.eq(reftr[0].data[8:]), a.pre.eq(traces[0].data[:8]),
                     a.post.eq(traces[0].data[8:]),
@@ -736,8 +774,7 @@ class Core(wiring.Component):
                 with m.If(nv1 & ((tag1[:pb] == P - 1 if pb else 1) | (tag1 == N - 1))):
                     # the word's last accumulator is consumed: clear the word (the
                     # next word is being read, so the write never meets the read)
-                    m.d.comb += [acc_wp.addr.eq(tag1 >> pb), acc_wp.data.eq(0),
-                                 acc_wp.en.eq((1 << P) - 1)]
+                    m.d.comb += [acc_waddr.eq(tag1 >> pb), acc_wen.eq(1)]
                 if M:
                     ta = tu.inp.payload
                     m.d.comb += [tu.inp.valid.eq(kv1), ta.tag.eq(tag1), ta.x.eq(itrace[0].data[:8]),
@@ -821,12 +858,13 @@ class Core(wiring.Component):
             with m.State("O_END"):
                 m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
                 with m.If(self.spikes.ready):
-                    m.d.sync += [cph.eq(0), cnt_upd.eq(1)]
+                    m.d.sync += [cph.eq(0), cnt_upd.eq(1), cnt_zero.eq(0)]
                     m.next = "CNT"
 
             with m.State("CNT"):
                 # rotate the counters once through the adder: after a step add
-                # its amounts; for a bus read take the requested one on its way
+                # its amounts; for a bus read take the requested one on its way;
+                # to clear them shift in zeros
                 inc = Signal(DATA_BITS)
                 amounts = {Counter.STEPS: 1, Counter.SPIKES: n_s, Counter.INPUT_SPIKES: n_k,
                            Counter.SYN_EVENTS: n_rows * N, Counter.BUSY_CYCLES: step_cyc}
@@ -835,12 +873,12 @@ class Core(wiring.Component):
                         for k, cid in enumerate(chain_ids):
                             with m.Case(k):
                                 m.d.comb += inc.eq(amounts[cid])
-                with m.Else():
+                with m.Elif(~cnt_zero):
                     for k, cid in enumerate(chain_ids):
                         with m.If((cph == k) & (index == cid)):
                             m.d.sync += rdata.eq(chain[0])
                 m.d.sync += [chain[k].eq(chain[k + 1]) for k in range(len(chain) - 1)]
-                m.d.sync += [chain[-1].eq(chain[0] + inc), cph.eq(cph + 1)]
+                m.d.sync += [chain[-1].eq(Mux(cnt_zero, 0, chain[0] + inc)), cph.eq(cph + 1)]
                 with m.If(cph == len(chain) - 1):
                     with m.If(cnt_upd):
                         m.d.sync += [n_r.eq(n_s), n_k.eq(0)]
