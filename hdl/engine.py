@@ -605,7 +605,23 @@ class CommandEngine(wiring.Component):
                     m.d.sync += k.eq(k + 1)
 
             # -- COUNTERS ------------------------------------------------------------------
-            aux_bytes("C_LINK", "C_LINK_EM", at("counters", k), 4 * nctr, "C_CORE0")
+            # each link counter's four bytes are read in consecutive cycles (the
+            # updater cannot step in between), so a counter is sent as one value
+            with state("C_LINK"):
+                with m.If(k == 4 * nctr):
+                    fsm.goto("C_CORE0")
+                with m.Elif(aux_free):
+                    aux_read(at("counters", k))
+                    m.d.sync += k.eq(k + 1)
+                    fsm.goto("C_LB")
+            with state("C_LB"):
+                m.d.sync += dw.eq(Cat(dw[8:], aux_data[:8]))
+                with m.If(k[:2] != 0):
+                    aux_read(at("counters", k))
+                    m.d.sync += k.eq(k + 1)
+                with m.Else():
+                    m.d.sync += nb.eq(4)
+                    fsm.call("EMITW", "C_LINK")
             with state("C_CORE0"):
                 m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), cur.eq(0)]
                 fsm.goto("C_CORE")
