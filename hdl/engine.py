@@ -280,7 +280,7 @@ class CommandEngine(wiring.Component):
         blen = Signal(range(mf + 1))     # body length (op, seq, payload)
         owned = Signal()                 # the current command came from the buffer
         rb = ring_bits(mf)
-        fstart = Signal(rb + 1)          # ring pointer of the current (or next) frame
+        fstart = Signal(rb + 1)          # ring pointer of the current (or next good) frame
         streaming = Signal()             # checked: bytes before ptr may be overwritten
         rd_ptr = Signal(rb + 1)
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
@@ -391,7 +391,6 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [op.eq(v.op), seq.eq(v.seq), blen.eq(v.length), hc.eq(0),
                                  ptr.eq(2), owned.eq(v.status == Err.OK)]
                     with m.If(v.status == Err.OK):
-                        m.d.sync += fstart.eq(v.start[:rb + 1])
                         fsm.goto("LOAD")
                     with m.Else():
                         m.d.sync += code.eq(v.status)

@@ -17,9 +17,10 @@ from .uart import RxByte
 
 __all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
 
-#: What the deframer reports for each delimited, non-empty frame: ``start`` is
-#: the frame's first byte in the ring buffer, as a pointer with a wrap bit.
-Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16, "start": 17})
+#: What the deframer reports for each delimited, non-empty frame.  Good frames
+#: lie in the ring one behind the other, so a good frame starts where the
+#: previous good frame ended (the engine keeps that pointer).
+Verdict = data.StructLayout({"status": 3, "op": 8, "seq": 8, "length": 16})
 
 
 def ring_bits(max_frame: int) -> int:
@@ -39,9 +40,11 @@ class Deframer(wiring.Component):
     gives bytes back through ``tail`` as it consumes them (a WRITE frame is
     freed word by word while it executes, so a host may send the next frame
     before the answer to the previous one).  A byte to be stored while the
-    ring is full makes its frame an ``OVERRUN``.  Verdicts queue in a small
-    FIFO; when it is full a rejected frame's verdict is dropped (``dropped``
-    pulses) and a good frame is turned into an overrun.
+    ring is full makes its frame an ``OVERRUN``.  A verdict waits in a queue
+    (by default of one: the engine takes the next verdict as soon as it is
+    idle, so one frame may wait while another executes); when the queue is
+    full a rejected frame's verdict is dropped (``dropped`` pulses) and a good
+    frame is turned into an overrun.
 
     Parameters
     ----------
@@ -62,7 +65,7 @@ class Deframer(wiring.Component):
         the bytes from ``tail`` up to the frame being received are kept.
     """
 
-    def __init__(self, max_frame: int, fifo_depth: int = 2):
+    def __init__(self, max_frame: int, fifo_depth: int = 1):
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
         super().__init__({
@@ -86,11 +89,10 @@ class Deframer(wiring.Component):
         m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
         # verdicts queue with only as many length bits as a frame can have
         lbits = (mf + 1).bit_length()
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=3 + 8 + 8 + lbits + rb + 1,
-                                                    depth=self.fifo_depth)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=3 + 8 + 8 + lbits, depth=self.fifo_depth)
         m.d.comb += [self.verdict.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.verdict.ready)]
         rv = self.verdict.payload
-        m.d.comb += Cat(rv.status, rv.op, rv.seq, rv.length[:lbits], rv.start[:rb + 1]).eq(fifo.r_data)
+        m.d.comb += Cat(rv.status, rv.op, rv.seq, rv.length[:lbits]).eq(fifo.r_data)
 
         count = Signal(range(mf + 2))
         crc = Signal(16, init=CRC_INIT)
@@ -165,8 +167,7 @@ class Deframer(wiring.Component):
         v = Signal(Verdict)
         m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
                      v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
-                     v.start.eq(fs),
-                     fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits], v.start[:rb + 1]))]
+                     fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits]))]
         m.d.sync += self.dropped.eq(0)
         with m.If(is_end):
             m.d.sync += [count.eq(0), crc.eq(CRC_INIT), esc.eq(0), seen.eq(0), bad.eq(0),
