@@ -286,13 +286,12 @@ class CommandEngine(wiring.Component):
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
         hc = Signal(3)
         ptr = Signal(range(mf + 1))
-        byte = Signal(8)
+        byte = self.rd_data              # valid in the cycle after a fetch()
         dw = Signal(DATA_BITS)           # bus data, and the shift register of emitted words
         nb = Signal(3)
         kind = Signal(2)                 # 0: ACK, 1: NAK, 2: SPIKES
         hdr_len = Signal(2)
         code = Signal(3)
-        left = Signal(range(max(8 * mbody, len(self.caps), 4 * nctr) + 2))
         lw = Signal(2)
         mbyte = Signal(8)
         bit = Signal(3)
@@ -316,6 +315,7 @@ class CommandEngine(wiring.Component):
         start = hdr[8:32]
         cur = hdr[8:8 + ib]              # word index of the current access
         cnt16 = hdr[32:48]
+        left = cnt16                     # words still to do (WRITE, READ, WRITE_MASK)
         steps = hdr[0:16]
         r_size = Signal(size_w)
         r_lw = Signal(2)
@@ -347,9 +347,10 @@ class CommandEngine(wiring.Component):
             fsm.call("EMITW", after)
 
         def fetch(after):
-            """Read the byte at ``ptr`` into ``byte`` (``ptr`` must not change in
-            this cycle: the read port answers for the previous cycle's address)."""
-            fsm.call("FETCH", after)
+            """Read the byte at ``ptr`` and step ``ptr``: the byte is ``byte``
+            (the ring's read port) in the first cycle of state ``after`` only."""
+            m.d.sync += ptr.eq(ptr + 1)
+            fsm.goto(after)
 
         def fetch_checked(after):
             """As :func:`fetch`, but a read past the payload rejects the command."""
@@ -422,14 +423,14 @@ class CommandEngine(wiring.Component):
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.READ):
-                        m.d.sync += [left.eq(cnt16), lw.eq(r_lw)]
+                        m.d.sync += lw.eq(r_lw)
                         with m.If((P == 6) & r_ok_r & (cnt16[10:] == 0)
                                   & ((cnt16[:10] << r_lw) <= mbody - 3)):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE_MASK):
-                        m.d.sync += [left.eq(cnt16), bit.eq(0), ptr.eq(8)]
+                        m.d.sync += [bit.eq(0), ptr.eq(8)]
                         with m.If((P >= 6) & ((region == Region.W_REC) | (region == Region.W_IN))
                                   & (P - 6 == (cnt16 + 7)[3:])):
                             fsm.goto("RANGE")
@@ -485,9 +486,6 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [dw.eq(dw >> 8), nb.eq(nb - 1)]
                     with m.If(nb == 1):
                         fsm.return_()
-            with state("FETCH"):
-                m.d.sync += [byte.eq(self.rd_data), ptr.eq(ptr + 1)]
-                fsm.return_()
             with state("BUS"):
                 m.d.comb += self.bus.valid.eq(1)
                 with m.If(self.bus.ready):
