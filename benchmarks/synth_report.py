@@ -1,6 +1,6 @@
 """Synthesis report of the NeuroCoreX core alone (no UART, no pins): Yosys cell counts.
 
-    python benchmarks/synth_report.py [--family ice40|ecp5] [-N 256] [-M 256]
+    python benchmarks/synth_report.py [--family ice40|ecp5] [-N 256] [-M 256] [--hier]
 
 Runs ``synth_ice40 -spram -dsp`` (or ``synth_ecp5``) from the PyPI Yosys on
 ``Core(config)`` exactly as the board build does (SPRAM-bound synapse banks,
@@ -9,11 +9,18 @@ carries, EBRs, SPRAMs, DSPs and where each memory went.  It stops after
 synthesis (no placement: the core's streams are not pins), so it is the
 core's own cost; ``neurocorex build --board`` gives the placed and routed
 figures of the whole design.  Results are cached in ``build/synth/``.
+
+``--hier`` synthesises without flattening (``-noflatten``) and adds one line
+per Amaranth submodule (``module.lut``, ``module.carry``, ...): the core's own
+logic (``top``), the neuron unit (``top.nu``), the trace unit (``top.tu``),
+the divider (``top.div``).  Flattening lets Yosys optimise across the units,
+so the flat total is a little lower than the sum of the per-module figures.
 """
 
 import argparse
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -32,35 +39,59 @@ BUDGET = {
 }
 
 
-def synth(family, neurons, inputs, banks=4, root="build/synth"):
+_SECTION_RE = re.compile(r"^=== (\S+) ===$", re.M)
+_CELL_RE = re.compile(r"^\s+(\d+)\s+(\S+)$", re.M)
+
+
+def per_module(log: str) -> dict:
+    """Local cell counts of every module in the last ``stat`` of a Yosys log."""
+    text = log[log.rfind("Printing statistics"):]
+    text = text[:text.find("=== design hierarchy ===")]
+    marks = list(_SECTION_RE.finditer(text))
+    out = {}
+    for k, mark in enumerate(marks):
+        body = text[mark.end():marks[k + 1].start() if k + 1 < len(marks) else len(text)]
+        out[mark.group(1).lstrip("\\")] = {name: int(n) for n, name in _CELL_RE.findall(body)}
+    return out
+
+
+def _summary(family, cells):
+    if family == "ice40":
+        return {"lut": cells.get("SB_LUT4", 0), "carry": cells.get("SB_CARRY", 0),
+                "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+                "ebr": cells.get("SB_RAM40_4K", 0), "spram": cells.get("SB_SPRAM256KA", 0),
+                "dsp": cells.get("SB_MAC16", 0)}
+    return {"lut": cells.get("LUT4", 0), "ff": cells.get("TRELLIS_FF", 0),
+            "ebr": cells.get("DP16KD", 0), "dsp": cells.get("MULT18X18D", 0),
+            "lutram": cells.get("TRELLIS_DPR16X4", 0)}
+
+
+def synth(family, neurons, inputs, banks=4, root="build/synth", hier=False):
     config = CoreConfig(neurons=neurons, inputs=inputs)
     core = Core(config, banks=banks, synapse_attrs={"ram_style": "huge"} if family == "ice40" else None)
     text = rtlil.convert(core, name="top")
     if family == "ice40":
         text, _, _ = rep.drop_spram_init(text)
-    digest = hashlib.sha256((family + text).encode()).hexdigest()[:12]
-    d = Path(root) / f"{family}-{neurons}x{inputs}-b{banks}-{digest}"
+    digest = hashlib.sha256((family + str(hier) + text).encode()).hexdigest()[:12]
+    d = Path(root) / f"{family}-{neurons}x{inputs}-b{banks}{'-hier' if hier else ''}-{digest}"
     out_json = d / "report.json"
     if out_json.exists():
         return json.loads(out_json.read_text())
     d.mkdir(parents=True, exist_ok=True)
     (d / "core.il").write_text(text)
     cmd = {"ice40": "synth_ice40 -spram -dsp -top top", "ecp5": "synth_ecp5 -top top"}[family]
+    if hier:
+        cmd += " -noflatten; stat"
     env = toolchain_env(family)
     t0 = time.monotonic()
     subprocess.run([env["YOSYS"], "-q", "-l", "synth.log", "-p", f"read_rtlil core.il; {cmd}"],
                    cwd=d, env=env, check=True, stdout=subprocess.DEVNULL)
     log = (d / "synth.log").read_text(errors="replace")
     cells = rep.parse_yosys_stat(log)
-    if family == "ice40":
-        r = {"lut": cells.get("SB_LUT4", 0), "carry": cells.get("SB_CARRY", 0),
-             "ff": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
-             "ebr": cells.get("SB_RAM40_4K", 0), "spram": cells.get("SB_SPRAM256KA", 0),
-             "dsp": cells.get("SB_MAC16", 0)}
-    else:
-        r = {"lut": cells.get("LUT4", 0), "ff": cells.get("TRELLIS_FF", 0),
-             "ebr": cells.get("DP16KD", 0), "dsp": cells.get("MULT18X18D", 0),
-             "lutram": cells.get("TRELLIS_DPR16X4", 0)}
+    r = _summary(family, cells)
+    if hier:
+        for name, mod_cells in per_module(log).items():
+            r.update({f"{name}.{k}": v for k, v in _summary(family, mod_cells).items()})
     mems = rep.memory_mapping(log)
     r.update(family=family, neurons=neurons, inputs=inputs, banks=banks, synapses=config.synapses,
              memories=", ".join(f"{k.split('.')[-1]}->{v}" for k, v in sorted(mems.items())),
@@ -76,8 +107,10 @@ def main(argv=None):
     p.add_argument("-N", "--neurons", type=int, default=256)
     p.add_argument("-M", "--inputs", type=int, default=256)
     p.add_argument("--banks", type=int, default=4, help="synapse banks of the core")
+    p.add_argument("--hier", action="store_true",
+                   help="keep the submodules apart (-noflatten) and report each of them")
     args = p.parse_args(argv)
-    r = synth(args.family, args.neurons, args.inputs, args.banks)
+    r = synth(args.family, args.neurons, args.inputs, args.banks, hier=args.hier)
     for k, v in r.items():
         budget = BUDGET[args.family].get(k)
         print(f"{k}: {v}" + (f"/{budget}" if budget else ""))

@@ -447,30 +447,42 @@ class Core(wiring.Component):
                 with m.If(row[:bb] == e):
                     m.d.comb += [amt[e][1].addr.eq(row >> bb), amt[e][1].data.eq(q), amt[e][1].en.eq(1)]
 
+        # Addresses and write data of the neuron and axon memories, shared by
+        # every state so that the states only drive enables: the bus, CLEAR and
+        # the input events address them with t and write b_wdata (0 for CLEAR);
+        # the pass writes its results where the units say.
+        o, nu_wb = nu.out.payload, nu.out.valid
+        for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
+            m.d.comb += rp.addr.eq(t)
+        for rp, wp in prm.values():
+            m.d.comb += [wp.addr.eq(t), wp.data.eq(b_wdata[:16])]
+        for (rp, wp), value in ((st_v, o.v), (st_i, o.i)):
+            m.d.comb += [wp.addr.eq(Mux(nu_wb, o.tag, t)), wp.data.eq(Mux(nu_wb, value, b_wdata[:16]))]
+        for (rp, wp), value in ((reftr, o.ref), (traces, Cat(o.pre, o.post))):
+            m.d.comb += [wp.addr.eq(Mux(nu_wb, o.tag, t)),
+                         wp.data.eq(Mux(nu_wb, value, b_wdata[:8].replicate(2)))]
+        m.d.comb += [slist[1].addr.eq(Mux(nu_wb, n_s, N + n_k)), slist[1].data.eq(Mux(nu_wb, o.tag, t))]
+        if M:
+            to = tu.out.payload
+            # the pass writes the new trace and clears the axon's event flag; an
+            # event sets the flag (high byte), the bus writes the trace (low byte)
+            m.d.comb += [itrace[0].addr.eq(t), itrace[1].addr.eq(Mux(tu.out.valid, to.tag, t)),
+                         itrace[1].data.eq(Mux(tu.out.valid, to.x, Cat(b_wdata[:8], Const(1, 8))))]
+
         # neuron pass write-back (PASS state and pipeline drain)
         def pass_writeback():
-            o = nu.out.payload
             j = o.tag
-            with m.If(nu.out.valid):
-                m.d.comb += [
-                    st_v[1].addr.eq(j), st_v[1].data.eq(o.v), st_v[1].en.eq(1),
-                    st_i[1].addr.eq(j), st_i[1].data.eq(o.i), st_i[1].en.eq(1),
-                    reftr[1].addr.eq(j), reftr[1].data.eq(o.ref), reftr[1].en.eq(0b01),
-                    traces[1].addr.eq(j), traces[1].data.eq(Cat(o.pre, o.post)),
-                    traces[1].en.eq(0b11),
-                ]
+            with m.If(nu_wb):
+                m.d.comb += [st_v[1].en.eq(1), st_i[1].en.eq(1), reftr[1].en.eq(0b01),
+                             traces[1].en.eq(0b11)]
                 write_d(j, o.d)
                 write_q(j, o.q)
                 with m.If(o.spike):
-                    m.d.comb += [slist[1].addr.eq(n_s), slist[1].data.eq(j), slist[1].en.eq(1)]
+                    m.d.comb += slist[1].en.eq(1)
                     m.d.sync += n_s.eq(n_s + 1)
             if M:
-                to = tu.out.payload
                 with m.If(tu.out.valid):
-                    m.d.comb += [
-                        # the new trace; the axon's event flag is cleared for the next step
-                        itrace[1].addr.eq(to.tag), itrace[1].data.eq(to.x), itrace[1].en.eq(0b11),
-                    ]
+                    m.d.comb += itrace[1].en.eq(0b11)
                     write_q(geo.n_pad + to.tag, to.q)
 
         # ---- the controller -------------------------------------------------------------------------
@@ -485,13 +497,11 @@ class Core(wiring.Component):
                     # check the event accepted last cycle against the step's flags
                     # (one event per clock: the previous append is forwarded)
                     m.d.sync += [ev_pend.eq(0), last_app.eq(0)]
-                    dup = itrace[0].data[8] | (last_app & (last_k == tag1))
+                    # (t holds the pending event's axon)
+                    dup = itrace[0].data[8] | (last_app & (last_k == t))
                     with m.If(ev_pend & ~dup):
-                        m.d.comb += [itrace[1].addr.eq(tag1), itrace[1].data.eq(1 << 8),
-                                     itrace[1].en.eq(0b10),
-                                     slist[1].addr.eq(N + n_k), slist[1].data.eq(tag1),
-                                     slist[1].en.eq(1)]
-                        m.d.sync += [n_k.eq(n_k + 1), last_app.eq(1), last_k.eq(tag1)]
+                        m.d.comb += [itrace[1].en.eq(0b10), slist[1].en.eq(1)]
+                        m.d.sync += [n_k.eq(n_k + 1), last_app.eq(1), last_k.eq(t)]
                 with m.If(self.events.valid):
                     with m.If(ev.end):
                         m.d.sync += step_cyc.eq(1)
@@ -499,7 +509,7 @@ class Core(wiring.Component):
                     if M:
                         with m.Elif(ev.index < M):
                             m.d.comb += [itrace[0].addr.eq(ev.index)]
-                            m.d.sync += [tag1.eq(ev.index), ev_pend.eq(1)]
+                            m.d.sync += [t.eq(ev.index), ev_pend.eq(1)]
                 with m.Else():
                     m.d.comb += self.bus.ready.eq(1)
                     with m.If(self.bus.valid):
@@ -513,6 +523,11 @@ class Core(wiring.Component):
             # -- bus access ------------------------------------------------------------------------
             with m.State("B_DIV"):
                 with m.If(div.done):
+                    # the neuron or axon of the access addresses the memories
+                    if M:
+                        m.d.sync += t.eq(Mux(region == Region.INPUT_TRACE, index, b_rem))
+                    else:
+                        m.d.sync += t.eq(b_rem)
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
@@ -522,10 +537,6 @@ class Core(wiring.Component):
                         m.d.sync += dirty.eq(1)
                     # memory addresses (read now, data next cycle)
                     m.d.comb += iss_addr.eq(b_saddr)
-                    for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
-                        m.d.comb += [rp.addr.eq(b_rem), wp.addr.eq(b_rem)]
-                    if M:
-                        m.d.comb += [itrace[0].addr.eq(index), itrace[1].addr.eq(index)]
                     with m.Switch(region):
                         with m.Case(Region.W_REC, Region.W_IN):
                             with m.If(b_write):
@@ -539,35 +550,30 @@ class Core(wiring.Component):
                             with m.If(b_write):
                                 for name in _W16:
                                     with m.If(b_q == _PARAM[name]):
-                                        m.d.comb += [prm[name][1].data.eq(b_wdata[:16]),
-                                                     prm[name][1].en.eq(1)]
+                                        m.d.comb += prm[name][1].en.eq(1)
                                 with m.If(b_q == _PARAM["t_ref"]):
-                                    m.d.comb += [reftr[1].data.eq(b_wdata[:8] << 8),
-                                                 reftr[1].en.eq(0b10)]
+                                    m.d.comb += reftr[1].en.eq(0b10)
                             with m.Else():
                                 m.next = "B_READ"
                         with m.Case(Region.STATE):
                             with m.If(b_write):
                                 with m.Switch(b_q):
                                     with m.Case(_STATE["v"]):
-                                        m.d.comb += [st_v[1].data.eq(b_wdata[:16]), st_v[1].en.eq(1)]
+                                        m.d.comb += st_v[1].en.eq(1)
                                     with m.Case(_STATE["i"]):
-                                        m.d.comb += [st_i[1].data.eq(b_wdata[:16]), st_i[1].en.eq(1)]
+                                        m.d.comb += st_i[1].en.eq(1)
                                     with m.Case(_STATE["ref"]):
-                                        m.d.comb += [reftr[1].data.eq(b_wdata[:8]),
-                                                     reftr[1].en.eq(0b01)]
+                                        m.d.comb += reftr[1].en.eq(0b01)
                                     with m.Case(_STATE["pre_trace"]):
-                                        m.d.comb += [traces[1].data.eq(b_wdata[:8]),
-                                                     traces[1].en.eq(0b01)]
+                                        m.d.comb += traces[1].en.eq(0b01)
                                     with m.Case(_STATE["post_trace"]):
-                                        m.d.comb += [traces[1].data.eq(b_wdata[:8] << 8),
-                                                     traces[1].en.eq(0b10)]
+                                        m.d.comb += traces[1].en.eq(0b10)
                             with m.Else():
                                 m.next = "B_READ"
                         with m.Case(Region.INPUT_TRACE):
                             if M:
                                 with m.If(b_write):
-                                    m.d.comb += [itrace[1].data.eq(b_wdata[:8]), itrace[1].en.eq(0b01)]
+                                    m.d.comb += itrace[1].en.eq(0b01)
                                 with m.Else():
                                     m.next = "B_READ"
                         with m.Case(Region.STDP):
@@ -597,7 +603,7 @@ class Core(wiring.Component):
                                 m.next = "CNT"
                         with m.Case(Region.CONTROL):
                             with m.If(b_write):
-                                m.d.sync += t.eq(0)
+                                m.d.sync += [t.eq(0), b_wdata.eq(0)]
                                 m.next = "CLEAR"
             with m.State("B_READ"):
                 m.next = "B_RESP"
@@ -631,13 +637,12 @@ class Core(wiring.Component):
             with m.State("CLEAR"):
                 # CONTROL: zero V, I, ref, traces and pending spikes; clear the counters
                 with m.If(t < N):
-                    m.d.comb += [st_v[1].addr.eq(t), st_v[1].data.eq(0), st_v[1].en.eq(1),
-                                 st_i[1].addr.eq(t), st_i[1].data.eq(0), st_i[1].en.eq(1),
-                                 reftr[1].addr.eq(t), reftr[1].data.eq(0), reftr[1].en.eq(0b01),
-                                 traces[1].addr.eq(t), traces[1].data.eq(0), traces[1].en.eq(0b11)]
+                    # (b_wdata was zeroed on entry)
+                    m.d.comb += [st_v[1].en.eq(1), st_i[1].en.eq(1), reftr[1].en.eq(0b01),
+                                 traces[1].en.eq(0b11)]
                 if M:
                     with m.If(t < M):
-                        m.d.comb += [itrace[1].addr.eq(t), itrace[1].data.eq(0), itrace[1].en.eq(0b01)]
+                        m.d.comb += itrace[1].en.eq(0b01)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T - 1):
                     m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0),
@@ -659,7 +664,6 @@ class Core(wiring.Component):
             with m.State("DPASS"):
                 # d_j = stdp_delta(A-, y_j) for the post traces as the bus left them
                 with m.If(t < N):
-                    m.d.comb += traces[0].addr.eq(t)
                     m.d.sync += [t.eq(t + 1), tag1.eq(t)]
                 m.d.sync += dv1.eq(t < N)
                 y = traces[0].data[8:]
@@ -755,14 +759,10 @@ class Core(wiring.Component):
                 with m.If(t < T):
                     m.d.sync += t.eq(t + 1)
                 m.d.sync += [nv1.eq(t < N), kv1.eq(t < M), tag1.eq(t)]
-                for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
-                    m.d.comb += rp.addr.eq(t)
                 # lane t mod P reads its accumulator, the others read the zero half,
                 # so that the lanes can be ORed instead of selected
                 m.d.comb += acc_addr.eq(t >> pb)
                 m.d.comb += [acc_lane_off[k].eq(t[:pb] != k if pb else 0) for k in range(P)]
-                if M:
-                    m.d.comb += itrace[0].addr.eq(t)
                 a = nu.inp.payload
                 m.d.comb += [
                     nu.inp.valid.eq(nv1), a.tag.eq(tag1),
