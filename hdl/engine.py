@@ -240,7 +240,8 @@ class CommandEngine(wiring.Component):
                 m.d.comb += first_pend.eq(c)
         m.d.comb += u_start.eq((pend != 0) & ~u_busy & ~e_mem)
         with m.If(u_start):
-            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))), pend_clr.eq(1 << first_pend)]
+            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))),
+                         pend_clr.eq(1 << first_pend)]
             m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_b.eq(0)]
         with m.If(u_busy):
             carry = aux_data[:8] == 0xFF
