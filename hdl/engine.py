@@ -272,6 +272,8 @@ class CommandEngine(wiring.Component):
         sizes = [region_size(cfg, r) if r in regions else 0 for r in range(16)]
         size_w = max(sizes).bit_length()
         lws = [(word_bytes(cfg, r) if r in regions else 1).bit_length() - 1 for r in range(16)]
+        # lanes of a written word (no writable region has 4-byte words today)
+        wlanes = max(word_bytes(cfg, r) for r in WRITABLE).bit_length() - 1
         wmask = sum(1 << int(r) for r in WRITABLE)
         rmask = sum(1 << int(r) for r in READABLE)
 
@@ -538,7 +540,8 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [dw.eq(0), nb.eq(0)]
                     fetch("W_BYTE")
             with state("W_BYTE"):
-                m.d.sync += [dw.word_select(nb[:2], 8).eq(byte), nb.eq(nb + 1)]
+                m.d.sync += [dw.word_select(nb[:wlanes], 8).eq(byte) if wlanes else dw[:8].eq(byte),
+                             nb.eq(nb + 1)]
                 with m.If(nb[:2] == (Const(1, 4) << lw) - 1):
                     bus_op(1, "W_NEXT")
                 with m.Else():
