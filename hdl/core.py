@@ -49,7 +49,7 @@ class _RegisteredRead:
     """``addr``, ``en`` and ``data`` (one clock after ``addr``, held while
     ``en`` is low) of an asynchronous read port followed by a register."""
 
-    def __init__(self, m, port, name):
+    def __init__(self, m, port, name, poison=None):
         self.addr = port.addr
         self.en = Signal(init=1, name=f"{name}_ren")
         # neither reset nor initial value: a block RAM output has none, and
@@ -57,7 +57,13 @@ class _RegisteredRead:
         self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True,
                                 attrs={"init": rtlil.Undef(len(port.data))})
         with m.If(self.en):
-            m.d.sync += self.data.eq(port.data)
+            if poison is None:
+                m.d.sync += self.data.eq(port.data)
+            else:
+                # simulation check: a read that meets a write of its address
+                # returns garbage, as the block RAM may
+                hit = poison.en.any() & (poison.addr == port.addr)
+                m.d.sync += self.data.eq(Mux(hit, ~port.data, port.data))
 
 
 def _or_lanes(values):
@@ -114,6 +120,11 @@ class Core(wiring.Component):
         whose ports behave like a ``Memory``'s (read: ``addr``, ``en``, ``data``
         one clock later, not transparent; write: ``addr``, ``data``, ``en`` per
         lane).  Used by board tops, e.g. for a RAM clocked twice as fast.
+    poison_collisions : bool
+        Simulation check: a block RAM read of the address written in the same
+        clock returns the inverted word instead of the old one.  The core
+        must not depend on such reads (its RAMs are built without collision
+        logic); the tests run with this on.
 
     Members
     -------
@@ -129,8 +140,9 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, banks: int = 4, dual_port: bool = False,
-                 synapse_attrs=None, bank_memory=None):
+                 synapse_attrs=None, bank_memory=None, poison_collisions=False):
         self.config = config
+        self.poison_collisions = bool(poison_collisions)
         self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
         if banks < 4:
@@ -199,7 +211,8 @@ class Core(wiring.Component):
             mm = Memory(self.mem[name], attrs={"no_rw_check": 1})
             m.submodules[f"mem_{name}"] = mm
             wp = mm.write_port(granularity=granularity)
-            rp = _RegisteredRead(m, mm.read_port(domain="comb"), name)
+            rp = _RegisteredRead(m, mm.read_port(domain="comb"), name,
+                                 poison=wp if self.poison_collisions else None)
             return rp, wp
 
         if self.bank_memory is None:
@@ -416,6 +429,9 @@ class Core(wiring.Component):
         # bank addresses: the word of the access plus the bank's column offset
         # (zero outside the potentiation phase); the bus uses iss_addr too.
         # Single port: one address, read whenever not writing.
+        # The word read is always the register base (the row's next word, the
+        # column's next row group, or the bus word): no logic before the adders.
+        m.d.comb += iss_addr.eq(base)
         a_sel = Signal.like(iss_addr)
         m.d.comb += a_sel.eq(Mux(wr, addr2, iss_addr))
         for b, (rp, wp) in enumerate(syn):
@@ -528,6 +544,7 @@ class Core(wiring.Component):
                         m.d.sync += t.eq(Mux(region == Region.INPUT_TRACE, index, b_rem))
                     else:
                         m.d.sync += t.eq(b_rem)
+                    m.d.sync += base.eq(b_saddr)
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
@@ -535,8 +552,7 @@ class Core(wiring.Component):
                 with m.If(mapped):
                     with m.If(b_write):
                         m.d.sync += dirty.eq(1)
-                    # memory addresses (read now, data next cycle)
-                    m.d.comb += iss_addr.eq(b_saddr)
+                    # memories read now (addresses loaded in B_DIV), data next cycle
                     with m.Switch(region):
                         with m.Case(Region.W_REC, Region.W_IN):
                             with m.If(b_write):
@@ -741,9 +757,9 @@ class Core(wiring.Component):
             with m.State("R_RUN"):
                 hold_lists()
                 with m.If(can_issue & (c < C)):
-                    m.d.comb += [iss.eq(1), iss_addr.eq(base + c), iss_c.eq(c)]
+                    m.d.comb += [iss.eq(1), iss_c.eq(c)]
                     m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
-                    m.d.sync += c.eq(c + 1)
+                    m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
                     if C >= 3:
                         # the next row starts right after this one's last word (its
                         # first accumulator update has landed by then)
@@ -831,7 +847,7 @@ class Core(wiring.Component):
 
             with m.State("C_RUN"):
                 with m.If(can_issue & (c < geo.row_groups)):
-                    m.d.comb += [iss.eq(1), iss_addr.eq(base)] + [a[0].addr.eq(c) for a in amt]
+                    m.d.comb += [iss.eq(1)] + [a[0].addr.eq(c) for a in amt]
                     m.d.sync += [base.eq(base + B * C), c.eq(c + 1)]
                 with m.Elif((c == geo.row_groups) & drained):
                     m.next = "C_NEXT"

@@ -47,6 +47,14 @@ def test_dual_port_banks_bit_exact(seed):
     _check(random_case(seed), dual_port=True)
 
 
+@pytest.mark.parametrize("seed,dual_port", [(4, False), (6, False), (3, True)])
+def test_no_read_depends_on_a_write_collision(seed, dual_port):
+    """The block RAMs have no collision logic: a read of the address written in
+    the same clock may return anything.  With every such read poisoned (the
+    word inverted) the core must stay bit-exact."""
+    _check(random_case(seed), poison_collisions=True, dual_port=dual_port)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 128))
 def test_random_networks_bit_exact_many(seed):
