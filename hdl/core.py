@@ -282,10 +282,12 @@ class Core(wiring.Component):
         step_cyc = Signal(DATA_BITS)
 
         # ---- pipelines --------------------------------------------------------------------
-        m.submodules.nu = nu = NeuronUnit(AW, _bits(N))
+        # dual-port banks mean ECP5 and its faster clock: register the block RAM
+        # outputs before the units' arithmetic (one more clock per pass)
+        m.submodules.nu = nu = NeuronUnit(AW, _bits(N), input_register=self.dual_port)
         m.d.comb += nu.params.eq(sp)
         if M:
-            m.submodules.tu = tu = TraceUnit(_bits(max(N, M)))
+            m.submodules.tu = tu = TraceUnit(_bits(max(N, M)), input_register=self.dual_port)
             m.d.comb += tu.params.eq(sp)
         m.submodules.div = div = ConstDivider(IB, N)
 
@@ -452,6 +454,8 @@ class Core(wiring.Component):
         # (the trace unit is two clocks ahead of the neuron unit) go to three
         # different memories in the same clock (B >= 4)
         QD = geo.row_groups
+        if M and (nu.latency - tu.latency) % B in (0, 1):
+            raise ValueError("amount memories: neuron and trace unit latencies collide")
         def write_d(j, d):
             for e in range(B):
                 with m.If((j + 1)[:bb] == e):
@@ -697,7 +701,7 @@ class Core(wiring.Component):
                 with m.If(d_valid):
                     write_d(d_tag, d)
                 with m.If((t == N) & ~dv1):
-                    m.d.sync += drain.eq(TraceUnit.LATENCY + 1)
+                    m.d.sync += drain.eq((tu.latency if M else TraceUnit.LATENCY) + 1)
                     m.next = "D_DRAIN"
 
             with m.State("D_DRAIN"):
@@ -797,7 +801,7 @@ class Core(wiring.Component):
                                  ta.spike.eq(itrace[0].data[8])]
                 pass_writeback()
                 with m.If(t == T):
-                    m.d.sync += drain.eq(NeuronUnit.LATENCY + 1)
+                    m.d.sync += drain.eq(nu.latency + 1)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
@@ -827,10 +831,12 @@ class Core(wiring.Component):
                 j = slist[0].data
                 g = j >> lb
                 first = col_mask == 0
+                # read entry li whatever the merge decides (a list address that
+                # depends on list data would make a long path)
+                m.d.comb += slist[0].addr.eq(li)
                 with m.If(first | (g == col_g)):
                     m.d.sync += [col_g.eq(g), col_mask.eq(col_mask | (1 << j[:lb] if lb else 1))]
                     with m.If((li < n_s) & (L > 1)):
-                        m.d.comb += slist[0].addr.eq(li)
                         m.d.sync += li.eq(li + 1)
                     with m.Else():
                         m.next = "C_SETUP"

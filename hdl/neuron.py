@@ -63,6 +63,16 @@ StepParams = data.StructLayout({
 })
 
 
+def _input_stage(m, inp, register):
+    """The unit's input payload and valid, registered once if ``register``."""
+    if not register:
+        return inp.payload, inp.valid
+    payload = Signal.like(inp.payload, name="in_reg")
+    valid = Signal(name="in_valid")
+    m.d.sync += [payload.eq(inp.payload), valid.eq(inp.valid)]
+    return payload, valid
+
+
 def _sat16(m, value, name):
     """Combinational ``sat16`` of a wider signed value."""
     out = Signal(signed(V_BITS), name=name)
@@ -108,6 +118,11 @@ class NeuronUnit(wiring.Component):
         Width of the signed raw weight sum ``acc`` (shifted by ``w_shift`` here).
     tag_bits : int
         Width of a tag carried through unchanged (the neuron index).
+    input_register : bool
+        Register the inputs first (one more clock, ``latency = LATENCY + 1``):
+        then block RAM outputs feeding the unit drive only registers, which a
+        fast clock needs (ECP5: a block RAM output arrives about 6 ns after the
+        clock edge).
 
     Members
     -------
@@ -119,9 +134,12 @@ class NeuronUnit(wiring.Component):
 
     LATENCY = 5
 
-    def __init__(self, acc_bits: int, tag_bits: int):
+    def __init__(self, acc_bits: int, tag_bits: int, input_register: bool = False):
         self.acc_bits = acc_bits
         self.tag_bits = tag_bits
+        self.input_register = bool(input_register)
+        #: clocks from input to output
+        self.latency = self.LATENCY + self.input_register
         super().__init__({
             "inp": In(stream.Signature(neuron_in_layout(acc_bits, tag_bits), always_ready=True)),
             "out": Out(stream.Signature(neuron_out_layout(tag_bits), always_ready=True)),
@@ -131,7 +149,7 @@ class NeuronUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        a = self.inp.payload
+        a, a_valid = _input_stage(m, self.inp, self.input_register)
 
         # stage 1: leak argument, current product, trace products
         # (only what later stages need is registered: pass-through bits cost cells)
@@ -145,7 +163,7 @@ class NeuronUnit(wiring.Component):
         }))
         u = _sat16(m, a.v - a.v_rest, "u")
         m.d.sync += [
-            s1.valid.eq(self.inp.valid), s1.tag.eq(a.tag), s1.acc.eq(a.acc),
+            s1.valid.eq(a_valid), s1.tag.eq(a.tag), s1.acc.eq(a.acc),
             s1.v.eq(a.v), s1.i.eq(a.i), s1.ref.eq(a.ref), s1.threshold.eq(a.threshold),
             s1.v_reset.eq(a.v_reset), s1.v_rest.eq(a.v_rest), s1.alpha_v.eq(a.alpha_v),
             s1.ai_hi.eq(a.alpha_i[DECAY_FRAC_BITS]), s1.ai_nz.eq(a.alpha_i != 0),
@@ -228,8 +246,11 @@ class TraceUnit(wiring.Component):
 
     LATENCY = 3
 
-    def __init__(self, tag_bits: int):
+    def __init__(self, tag_bits: int, input_register: bool = False):
         self.tag_bits = tag_bits
+        self.input_register = bool(input_register)
+        #: clocks from input to output (see :class:`NeuronUnit`)
+        self.latency = self.LATENCY + self.input_register
         super().__init__({
             "inp": In(stream.Signature(trace_in_layout(tag_bits), always_ready=True)),
             "out": Out(stream.Signature(trace_out_layout(tag_bits), always_ready=True)),
@@ -239,10 +260,10 @@ class TraceUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        a = self.inp.payload
+        a, a_valid = _input_stage(m, self.inp, self.input_register)
         v1, t1, s1 = Signal(), Signal(self.tag_bits), Signal()
         px = Signal(TRACE_BITS + ALPHA_BITS)
-        m.d.sync += [v1.eq(self.inp.valid), t1.eq(a.tag), s1.eq(a.spike), px.eq(a.x * p.alpha_pre)]
+        m.d.sync += [v1.eq(a_valid), t1.eq(a.tag), s1.eq(a.spike), px.eq(a.x * p.alpha_pre)]
         v2, t2 = Signal(), Signal(self.tag_bits)
         x2 = Signal(TRACE_BITS)
         x_sum = (px >> DECAY_FRAC_BITS) + Mux(s1, p.jump_pre, 0)

@@ -23,23 +23,27 @@ def _sim(dut, bench):
 
 def _run_pipeline(dut, params, inputs, latency, fields):
     """Set ``params``, feed ``inputs`` one per clock and collect the valid outputs'
-    ``fields`` until the pipeline has drained."""
+    ``fields`` until the pipeline has drained; the first output must come
+    ``latency`` clocks after the first input."""
     got = []
+    first = []
 
     async def bench(ctx):
         for k, v in params.items():
             ctx.set(getattr(dut.params, k), v)
-        for a in inputs + [None] * (latency + 1):
+        for n, a in enumerate(inputs + [None] * (latency + 1)):
             ctx.set(dut.inp.valid, a is not None)
             if a is not None:
                 for k, v in a.items():
                     ctx.set(getattr(dut.inp.payload, k), v)
             await ctx.tick()
             if ctx.get(dut.out.valid):
+                first.append(n + 1)
                 o = dut.out.payload
                 got.append({k: ctx.get(getattr(o, k)) for k in fields})
 
     _sim(dut, bench)
+    assert first and first[0] == latency
     return got
 
 
@@ -77,11 +81,11 @@ def _pick(rng, lo, hi):
     return rng.randint(lo, hi)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_neuron_unit_matches_reference(seed):
+@pytest.mark.parametrize("seed,input_register", [(1, False), (2, False), (3, True)])
+def test_neuron_unit_matches_reference(seed, input_register):
     rng = random.Random(seed)
     acc_bits = 18
-    dut = NeuronUnit(acc_bits, 8)
+    dut = NeuronUnit(acc_bits, 8, input_register=input_register)
     # alpha over the whole 16-bit field: the bus can write values above 1.0
     params = {"w_shift": rng.randint(0, 15), "a_plus": rng.randint(0, 255),
               "a_minus": rng.randint(0, 255), "alpha_pre": _pick(rng, 0, 65535),
@@ -98,7 +102,7 @@ def test_neuron_unit_matches_reference(seed):
             "alpha_v": _pick(rng, 0, 65535), "alpha_i": _pick(rng, 0, 65535),
             "t_ref": rng.randint(0, 255),
         })
-    got = _run_pipeline(dut, params, inputs, NeuronUnit.LATENCY,
+    got = _run_pipeline(dut, params, inputs, dut.latency,
                         ("tag", "v", "i", "ref", "spike", "pre", "post", "d", "q"))
     assert [g["tag"] for g in got] == list(range(len(inputs)))
     spikes = 0
@@ -110,13 +114,14 @@ def test_neuron_unit_matches_reference(seed):
     assert 0 < spikes < len(inputs)          # both outcomes exercised
 
 
-def test_trace_unit_matches_reference():
+@pytest.mark.parametrize("input_register", [False, True])
+def test_trace_unit_matches_reference(input_register):
     rng = random.Random(3)
-    dut = TraceUnit(8)
+    dut = TraceUnit(8, input_register=input_register)
     params = {"alpha_pre": 30000, "jump_pre": 77, "a_plus": 201}
     inputs = [{"tag": t, "x": _pick(rng, 0, 255), "spike": rng.randint(0, 1)} for t in range(100)]
     got = [(g["tag"], g["x"], g["q"])
-           for g in _run_pipeline(dut, params, inputs, TraceUnit.LATENCY, ("tag", "x", "q"))]
+           for g in _run_pipeline(dut, params, inputs, dut.latency, ("tag", "x", "q"))]
     want = []
     for a in inputs:
         x = min(255, decay_trace(a["x"], params["alpha_pre"]) + params["jump_pre"] * a["spike"])
