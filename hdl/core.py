@@ -300,6 +300,7 @@ class Core(wiring.Component):
         m.d.comb += [region.eq(b_addr[IB:]), index.eq(b_addr[:IB])]
         b_q, b_rem = div.quotient, div.remainder      # (row or field, neuron)
         rdata = Signal(DATA_BITS)
+        rd1 = Signal(16)                  # a neuron or axon memory word read by the bus
 
         # synapse coordinates of a bus access
         b_row = Signal(range(geo.rows))
@@ -626,34 +627,41 @@ class Core(wiring.Component):
                                 m.d.sync += [t.eq(0), b_wdata.eq(0)]
                                 m.next = "CLEAR"
             with m.State("B_READ"):
-                m.next = "B_RESP"
+                # two clocks: the RAM outputs go to registers (the bank words to
+                # raw1, the others through one multiplexer to rd1), then to rdata
+                m.next = "B_READ2"
+                m.d.sync += [raw1[b].eq(s_rdata[b]) for b in range(B)]
                 with m.Switch(region):
-                    with m.Case(Region.W_REC, Region.W_IN):
-                        word = Signal(geo.width)
-                        m.d.comb += word.eq(Array(s_rdata)[b_bank])
-                        m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
                     with m.Case(Region.PARAM):
                         with m.Switch(b_q):
                             for name in _W16:
                                 with m.Case(_PARAM[name]):
-                                    m.d.sync += rdata.eq(prm[name][0].data)
+                                    m.d.sync += rd1.eq(prm[name][0].data)
                             with m.Case(_PARAM["t_ref"]):
-                                m.d.sync += rdata.eq(reftr[0].data[8:])
+                                m.d.sync += rd1.eq(reftr[0].data[8:])
                     with m.Case(Region.STATE):
                         with m.Switch(b_q):
                             with m.Case(_STATE["v"]):
-                                m.d.sync += rdata.eq(st_v[0].data)
+                                m.d.sync += rd1.eq(st_v[0].data)
                             with m.Case(_STATE["i"]):
-                                m.d.sync += rdata.eq(st_i[0].data)
+                                m.d.sync += rd1.eq(st_i[0].data)
                             with m.Case(_STATE["ref"]):
-                                m.d.sync += rdata.eq(reftr[0].data[:8])
+                                m.d.sync += rd1.eq(reftr[0].data[:8])
                             with m.Case(_STATE["pre_trace"]):
-                                m.d.sync += rdata.eq(traces[0].data[:8])
+                                m.d.sync += rd1.eq(traces[0].data[:8])
                             with m.Case(_STATE["post_trace"]):
-                                m.d.sync += rdata.eq(traces[0].data[8:])
+                                m.d.sync += rd1.eq(traces[0].data[8:])
                     if M:
                         with m.Case(Region.INPUT_TRACE):
-                            m.d.sync += rdata.eq(itrace[0].data[:8])
+                            m.d.sync += rd1.eq(itrace[0].data[:8])
+            with m.State("B_READ2"):
+                m.next = "B_RESP"
+                with m.If((region == Region.W_REC) | (region == Region.W_IN)):
+                    word = Signal(geo.width)
+                    m.d.comb += word.eq(Array(raw1)[b_bank])
+                    m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
+                with m.Else():
+                    m.d.sync += rdata.eq(rd1)
             with m.State("CLEAR"):
                 # CONTROL: zero V, I, ref, traces and pending spikes; clear the counters
                 with m.If(t < N):
