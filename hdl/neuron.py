@@ -64,9 +64,12 @@ StepParams = data.StructLayout({
 
 
 #: Width to which the shifted weight sum is clamped before it meets the
-#: decayed current: |decay(i)| < 2**16, so any sum beyond +-2**19 saturates
-#: ``i'`` the same way as the exact one, and the adder stays short.
-_ACS_BITS = 20
+#: decayed current: |decay(i)| < 2**16 (alpha < 2.0), so a shifted sum outside
+#: +-2**17 leaves ``|sum| > 2**16`` either way and ``sat16`` gives the same
+#: ``i'``; the adder stays short and the 19-bit sum's saturation test needs
+#: only its top four bits (one LUT).
+_ACS_BITS = 18
+_ACS_LO, _ACS_HI = signed_range(_ACS_BITS)
 
 
 def _fits(value, bits):
@@ -84,6 +87,19 @@ def _clamp(value, bits):
 
 def _sat16(value):
     return _clamp(value, V_BITS)
+
+
+def _shl_overflows(value, shift):
+    """``value << shift`` (signed) leaves the ``_ACS_BITS``-bit range: a bit that
+    lands at or above the top bit differs from the sign.  Works on ``value`` and
+    the shift amount directly (parallel to the shifter), a few LUT levels."""
+    sign = value[-1]
+    terms = []
+    for j in range(len(value) - 1):
+        amounts = [s for s in range(1 << len(shift)) if j + s >= _ACS_BITS - 1]
+        if amounts:
+            terms.append((value[j] ^ sign) & shift.matches(*amounts))
+    return Cat(*terms).any() if terms else C(0, 1)
 
 
 def _min_tmax(x):
@@ -127,11 +143,12 @@ class NeuronUnit(wiring.Component):
     few LUT levels, and every multiplier has a registered output, so that the
     iCE40 UP5K reaches its 35 MHz target:
 
-    1. ``u = sat16(v - v_rest)``, ``v_rest - threshold``, ``acc << w_shift``;
-       products ``i * alpha_i``, ``pre * alpha_pre``, ``post * alpha_post``.
+    1. ``u = sat16(v - v_rest)``, ``v_rest - threshold``; products
+       ``i * alpha_i``, ``pre * alpha_pre``, ``post * alpha_post``.
     2. decayed current ``di``; product ``u * alpha_v``; ``v_rest`` plus the
-       whole-number part of the membrane decay; shifted sum clamped to 20 bits.
-    3. ``v_rest + decay(u)`` (and the same minus ``threshold``); ``di + acc``.
+       whole-number part of the membrane decay; ``acc << w_shift``.
+    3. ``v_rest + decay(u)`` (and the same minus ``threshold``);
+       ``di + (acc << w_shift)`` with the shifted sum clamped to 20 bits.
     4. ``i' = sat16(...)``; membrane sum before saturation (and minus
        ``threshold``); both candidate traces (with and without a spike).
     5. spike, reset, refractory counter, traces (LUTs only).
@@ -169,93 +186,109 @@ class NeuronUnit(wiring.Component):
         p = self.params
         a = self.inp.payload
         tb = self.tag_bits
-        acs_bits = self.acc_bits + (1 << len(p.w_shift)) - 1
 
         # stage 1 (only what later stages need is registered: pass-through bits cost cells)
+        v1 = Signal(name="valid1")
         s1 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
             "v_reset": signed(V_BITS), "v_rest": signed(V_BITS), "t_ref": unsigned(TREF_BITS),
             "alpha_v": unsigned(ALPHA_BITS), "th_lo": 1,
-            "u": signed(V_BITS), "vrt": signed(V_BITS + 1), "acs": signed(acs_bits),
-            "pi": signed(V_BITS + DECAY_FRAC_BITS), "im": signed(I_BITS), "ineg": 1,
-            "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
-        }))
+            "u": signed(V_BITS), "vrt": signed(V_BITS + 1), "acc": signed(self.acc_bits),
+            "im": signed(I_BITS), "ineg": 1,
+        }), reset_less=True)
+        # products in registers of their own, which the DSPs can absorb
+        pi = Signal(signed(V_BITS + DECAY_FRAC_BITS), reset_less=True)
+        xp = Signal(TRACE_BITS + ALPHA_BITS, reset_less=True)
+        yp = Signal(TRACE_BITS + ALPHA_BITS, reset_less=True)
+        m.d.sync += [pi.eq(a.i * a.alpha_i[:DECAY_FRAC_BITS]),
+                     xp.eq(a.pre * p.alpha_pre), yp.eq(a.post * p.alpha_post)]
         m.d.sync += [
-            s1.valid.eq(self.inp.valid), s1.tag.eq(a.tag), s1.v.eq(a.v), s1.ref.eq(a.ref),
+            v1.eq(self.inp.valid), s1.tag.eq(a.tag), s1.v.eq(a.v), s1.ref.eq(a.ref),
             s1.v_reset.eq(a.v_reset), s1.v_rest.eq(a.v_rest), s1.t_ref.eq(a.t_ref),
             s1.alpha_v.eq(a.alpha_v), s1.th_lo.eq(a.threshold == _LO16),
             s1.u.eq(_sat16(a.v - a.v_rest)), s1.vrt.eq(a.v_rest - a.threshold),
-            s1.acs.eq(a.acc << p.w_shift),
-            s1.pi.eq(a.i * a.alpha_i[:DECAY_FRAC_BITS]),
+            s1.acc.eq(a.acc),
             s1.im.eq(Mux(a.alpha_i[DECAY_FRAC_BITS], a.i, 0)), s1.ineg.eq(a.i < 0),
-            s1.xd.eq((a.pre * p.alpha_pre) >> DECAY_FRAC_BITS),
-            s1.yd.eq((a.post * p.alpha_post) >> DECAY_FRAC_BITS),
         ]
 
         # stage 2
+        v2 = Signal(name="valid2")
         s2 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
             "v_reset": signed(V_BITS), "t_ref": unsigned(TREF_BITS), "th_lo": 1,
-            "pv": signed(V_BITS + DECAY_FRAC_BITS), "vneg": 1,
-            "rv": signed(V_BITS + 2), "rvt": signed(V_BITS + 2),
-            "di": signed(I_BITS + 2), "acs": signed(_ACS_BITS),
+            "vneg": 1,
+            "rv": signed(V_BITS + 1), "rvt": signed(V_BITS + 2),
+            "di": signed(I_BITS + 2), "cin_i": 1,
+            "acs": signed(_ACS_BITS), "acs_ovf": 1, "acs_neg": 1,
             "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
-        }))
+        }), reset_less=True)
+        pv = Signal(signed(V_BITS + DECAY_FRAC_BITS), reset_less=True)
+        m.d.sync += pv.eq(s1.u * s1.alpha_v[:DECAY_FRAC_BITS])
         vm = Mux(s1.alpha_v[DECAY_FRAC_BITS], s1.u, 0)
         m.d.sync += [
-            s2.valid.eq(s1.valid), s2.tag.eq(s1.tag), s2.v.eq(s1.v), s2.ref.eq(s1.ref),
+            v2.eq(v1), s2.tag.eq(s1.tag), s2.v.eq(s1.v), s2.ref.eq(s1.ref),
             s2.v_reset.eq(s1.v_reset), s2.t_ref.eq(s1.t_ref), s2.th_lo.eq(s1.th_lo),
-            s2.pv.eq(s1.u * s1.alpha_v[:DECAY_FRAC_BITS]), s2.vneg.eq(s1.u < 0),
+            s2.vneg.eq(s1.u < 0),
             s2.rv.eq(s1.v_rest + vm), s2.rvt.eq(s1.vrt + vm),
-            s2.di.eq(_add_cin(m, s1.im, s1.pi >> DECAY_FRAC_BITS, _round_up(s1.ineg, s1.pi))),
-            s2.acs.eq(_clamp(s1.acs, _ACS_BITS)),
-            s2.xd.eq(s1.xd), s2.yd.eq(s1.yd),
+            # the rounding carries of both decays are added one stage after their
+            # products' (the test of 15 product bits would lengthen the adder's stage)
+            s2.di.eq(s1.im + (pi >> DECAY_FRAC_BITS)), s2.cin_i.eq(_round_up(s1.ineg, pi)),
+            s2.acs.eq((s1.acc << p.w_shift)[:_ACS_BITS]), s2.acs_ovf.eq(_shl_overflows(s1.acc, p.w_shift)),
+            s2.acs_neg.eq(s1.acc[-1]),
+            s2.xd.eq(xp >> DECAY_FRAC_BITS), s2.yd.eq(yp >> DECAY_FRAC_BITS),
         ]
 
         # stage 3
+        v3 = Signal(name="valid3")
         s3 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
             "v_reset": signed(V_BITS), "t_ref": unsigned(TREF_BITS), "th_lo": 1,
-            "vd": signed(V_BITS + 3), "vdt": signed(V_BITS + 3), "isum": signed(_ACS_BITS + 1),
+            "vd": signed(V_BITS + 2), "vdt": signed(V_BITS + 3), "cin_v": 1,
+            "isum": signed(_ACS_BITS + 1),
             "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
-        }))
-        cin_v = _round_up(s2.vneg, s2.pv)
+        }), reset_less=True)
         m.d.sync += [
-            s3.valid.eq(s2.valid), s3.tag.eq(s2.tag), s3.v.eq(s2.v), s3.ref.eq(s2.ref),
+            v3.eq(v2), s3.tag.eq(s2.tag), s3.v.eq(s2.v), s3.ref.eq(s2.ref),
             s3.v_reset.eq(s2.v_reset), s3.t_ref.eq(s2.t_ref), s3.th_lo.eq(s2.th_lo),
-            s3.vd.eq(_add_cin(m, s2.rv, s2.pv >> DECAY_FRAC_BITS, cin_v)),
-            s3.vdt.eq(_add_cin(m, s2.rvt, s2.pv >> DECAY_FRAC_BITS, cin_v)),
-            s3.isum.eq(s2.di + s2.acs),
+            s3.vd.eq(s2.rv + (pv >> DECAY_FRAC_BITS)), s3.vdt.eq(s2.rvt + (pv >> DECAY_FRAC_BITS)),
+            s3.cin_v.eq(_round_up(s2.vneg, pv)),
+            s3.isum.eq(_add_cin(m, s2.di, Mux(s2.acs_ovf, Mux(s2.acs_neg, _ACS_LO, _ACS_HI), s2.acs),
+                                s2.cin_i)),
             s3.xd.eq(s2.xd), s3.yd.eq(s2.yd),
         ]
 
         # stage 4
+        v4 = Signal(name="valid4")
         s4 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(tb), "v": signed(V_BITS), "refr": 1,
+            "tag": unsigned(tb), "v": signed(V_BITS), "refr": 1,
             "ref_m1": unsigned(TREF_BITS), "v_reset": signed(V_BITS),
             "t_ref": unsigned(TREF_BITS), "th_lo": 1, "i": signed(I_BITS),
-            "vsum": signed(V_BITS + 4), "vsumt": signed(V_BITS + 4),
+            # |v_rest + decay(u) + i'| < 2**15 + 2**16 + 2**15: 18 bits, so the
+            # saturation test in stage 5 looks at three bits
+            "vsum": signed(V_BITS + 2), "vsumt": signed(V_BITS + 3),
             "x0": unsigned(TRACE_BITS), "x1": unsigned(TRACE_BITS),
             "y0": unsigned(TRACE_BITS), "y1": unsigned(TRACE_BITS),
-        }))
+        }), reset_less=True)
         i_new = Signal(signed(I_BITS))
         m.d.comb += i_new.eq(_sat16(s3.isum))
         m.d.sync += [
-            s4.valid.eq(s3.valid), s4.tag.eq(s3.tag), s4.v.eq(s3.v), s4.refr.eq(s3.ref != 0),
+            v4.eq(v3), s4.tag.eq(s3.tag), s4.v.eq(s3.v), s4.refr.eq(s3.ref != 0),
             s4.ref_m1.eq(s3.ref - 1), s4.v_reset.eq(s3.v_reset), s4.t_ref.eq(s3.t_ref),
             s4.th_lo.eq(s3.th_lo), s4.i.eq(i_new),
-            s4.vsum.eq(s3.vd + i_new), s4.vsumt.eq(s3.vdt + i_new),
+            s4.vsum.eq(_add_cin(m, s3.vd, i_new, s3.cin_v)),
+            s4.vsumt.eq(_add_cin(m, s3.vdt, i_new, s3.cin_v)),
             # the traces with and without a spike, chosen in stage 5
             s4.x0.eq(_min_tmax(s3.xd)), s4.x1.eq(_min_tmax(s3.xd + p.jump_pre)),
             s4.y0.eq(_min_tmax(s3.yd)), s4.y1.eq(_min_tmax(s3.yd + p.jump_post)),
         ]
 
         # stage 5: membrane, spike, reset, refractory counter, traces
+        v5 = Signal(name="valid5")
         s5 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(tb), "v": signed(V_BITS),
+            "tag": unsigned(tb), "v": signed(V_BITS),
             "i": signed(I_BITS), "ref": unsigned(TREF_BITS), "spike": 1,
             "pre": unsigned(TRACE_BITS), "post": unsigned(TRACE_BITS),
-        }))
+        }), reset_less=True)
         v_fits = _fits(s4.vsum, V_BITS)
         v_neg = s4.vsum[-1]
         v_int = Mux(v_fits, s4.vsum[:V_BITS].as_signed(), Mux(v_neg, _LO16, _HI16))
@@ -263,7 +296,7 @@ class NeuronUnit(wiring.Component):
         reached = Mux(v_fits, ~s4.vsumt[-1], ~v_neg | s4.th_lo)
         spike = ~s4.refr & reached
         m.d.sync += [
-            s5.valid.eq(s4.valid), s5.tag.eq(s4.tag), s5.i.eq(s4.i), s5.spike.eq(spike),
+            v5.eq(v4), s5.tag.eq(s4.tag), s5.i.eq(s4.i), s5.spike.eq(spike),
             s5.v.eq(Mux(spike, s4.v_reset, Mux(s4.refr, s4.v, v_int))),
             s5.ref.eq(Mux(s4.refr, s4.ref_m1, Mux(spike, s4.t_ref, 0))),
             s5.pre.eq(Mux(spike, s4.x1, s4.x0)), s5.post.eq(Mux(spike, s4.y1, s4.y0)),
@@ -272,7 +305,7 @@ class NeuronUnit(wiring.Component):
         # stage 6: STDP amounts for the traces just computed
         o = self.out.payload
         m.d.sync += [
-            self.out.valid.eq(s5.valid), o.tag.eq(s5.tag), o.v.eq(s5.v), o.i.eq(s5.i),
+            self.out.valid.eq(v5), o.tag.eq(s5.tag), o.v.eq(s5.v), o.i.eq(s5.i),
             o.ref.eq(s5.ref), o.spike.eq(s5.spike), o.pre.eq(s5.pre), o.post.eq(s5.post),
             o.d.eq(_round8(p.a_minus * s5.post)), o.q.eq(_round8(p.a_plus * s5.pre)),
         ]
@@ -304,17 +337,19 @@ class TraceUnit(wiring.Component):
         m = Module()
         p = self.params
         a = self.inp.payload
-        v1, t1, s1 = Signal(), Signal(self.tag_bits), Signal()
-        px = Signal(TRACE_BITS + ALPHA_BITS)
+        # data registers without reset (cheaper cells; products can sit in the DSPs)
+        v1 = Signal()
+        t1, s1 = Signal(self.tag_bits, reset_less=True), Signal(reset_less=True)
+        px = Signal(TRACE_BITS + ALPHA_BITS, reset_less=True)
         m.d.sync += [v1.eq(self.inp.valid), t1.eq(a.tag), s1.eq(a.spike), px.eq(a.x * p.alpha_pre)]
-        v2, t2 = Signal(), Signal(self.tag_bits)
-        x2 = Signal(TRACE_BITS)
+        v2, t2 = Signal(), Signal(self.tag_bits, reset_less=True)
+        x2 = Signal(TRACE_BITS, reset_less=True)
         m.d.sync += [v2.eq(v1), t2.eq(t1),
                      x2.eq(_min_tmax((px >> DECAY_FRAC_BITS) + Mux(s1, p.jump_pre, 0)))]
         # the STDP product is registered (in the DSP) and rounded a clock later
-        v3, t3 = Signal(), Signal(self.tag_bits)
-        x3 = Signal(TRACE_BITS)
-        pq = Signal(STDP_A_BITS + TRACE_BITS)
+        v3, t3 = Signal(), Signal(self.tag_bits, reset_less=True)
+        x3 = Signal(TRACE_BITS, reset_less=True)
+        pq = Signal(STDP_A_BITS + TRACE_BITS, reset_less=True)
         m.d.sync += [v3.eq(v2), t3.eq(t2), x3.eq(x2), pq.eq(p.a_plus * x2)]
         o = self.out.payload
         m.d.sync += [self.out.valid.eq(v3), o.tag.eq(t3), o.x.eq(x3), o.q.eq(_round8(pq))]
