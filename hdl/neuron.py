@@ -139,16 +139,21 @@ class NeuronUnit(wiring.Component):
     ``LATENCY`` register stages, and precomputes ``d = stdp_delta(A-, post')``
     and ``q = stdp_delta(A+, pre')``.
 
-    Every stage holds at most one carry chain (parallel chains are fine) plus a
-    few LUT levels, and every multiplier has a registered output, so that the
-    iCE40 UP5K reaches its 35 MHz target:
+    Every stage holds at most one carry chain (parallel chains are fine) and a
+    few LUT levels: saturation tests look at the top bits only (no comparator
+    chain), carries of the rounding join a later adder, and the multipliers'
+    products (or operands, in stage 6) sit in registers that Yosys packs into
+    the SB_MAC16s.  Data registers have no reset; only the valid bits do.
 
     1. ``u = sat16(v - v_rest)``, ``v_rest - threshold``; products
        ``i * alpha_i``, ``pre * alpha_pre``, ``post * alpha_post``.
-    2. decayed current ``di``; product ``u * alpha_v``; ``v_rest`` plus the
-       whole-number part of the membrane decay; ``acc << w_shift``.
-    3. ``v_rest + decay(u)`` (and the same minus ``threshold``);
-       ``di + (acc << w_shift)`` with the shifted sum clamped to 20 bits.
+    2. ``i * (alpha_i >= 1.0) + (product >> 15)`` and its rounding carry;
+       product ``u * alpha_v``; ``v_rest`` plus the whole-number part of the
+       membrane decay (and the same minus ``threshold``); ``acc << w_shift``
+       and whether it leaves 18 bits.
+    3. ``v_rest + decay(u)`` without its rounding carry (and the same minus
+       ``threshold``); ``decay(i) + (acc << w_shift)`` with the shifted sum
+       clamped to 18 bits.
     4. ``i' = sat16(...)``; membrane sum before saturation (and minus
        ``threshold``); both candidate traces (with and without a spike).
     5. spike, reset, refractory counter, traces (LUTs only).
