@@ -117,6 +117,32 @@ def test_neuron_unit_matches_reference(seed):
     assert 0 < spikes < len(inputs)          # both outcomes exercised
 
 
+@pytest.mark.parametrize("w_shift", [0, 1, 5, 15])
+def test_neuron_unit_current_edges(w_shift):
+    """Weight sums whose shifted value lies at the edge of the range the unit
+    clamps it to, against currents that decay to nearly +-2**16 (alpha near 2.0)."""
+    acc_bits = 18
+    dut = NeuronUnit(acc_bits, 8)
+    params = {"w_shift": w_shift, "a_plus": 3, "a_minus": 5, "alpha_pre": 1000,
+              "alpha_post": 2000, "jump_pre": 9, "jump_post": 11}
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    accs = set()
+    for edge in (1 << 15, 1 << 16, 1 << 17, 1 << 18):
+        for base in (edge >> w_shift, -(edge >> w_shift)):
+            accs.update(min(hi, max(lo, base + d)) for d in (-2, -1, 0, 1))
+    inputs = []
+    for acc in sorted(accs):
+        for i, alpha_i in ((32767, 65535), (-32768, 65535), (-32768, 65534), (12345, 0)):
+            inputs.append({"tag": len(inputs) % 256, "acc": acc, "v": 100, "i": i, "ref": 0,
+                           "pre": 10, "post": 20, "threshold": 32767, "v_reset": 0,
+                           "v_rest": -32768, "alpha_v": 65535, "alpha_i": alpha_i, "t_ref": 2})
+    got = _run_pipeline(dut, params, inputs, NeuronUnit.LATENCY,
+                        ("v", "i", "ref", "spike", "pre", "post", "d", "q"))
+    assert len(got) == len(inputs)
+    for a, g in zip(inputs, got):
+        assert {k: int(v) for k, v in g.items()} == neuron_reference(a, params), (a, params)
+
+
 def test_trace_unit_matches_reference():
     rng = random.Random(3)
     dut = TraceUnit(8)
