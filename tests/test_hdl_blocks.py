@@ -143,6 +143,13 @@ def test_neuron_unit_current_edges(w_shift):
         assert {k: int(v) for k, v in g.items()} == neuron_reference(a, params), (a, params)
 
 
+def test_unit_latencies_keep_the_core_write_schedule():
+    """The core writes d and q of neuron j and q of axon j+2 in one clock to
+    three different amount memories (hdl/core.py, B >= 4 banks): that holds
+    only while the trace unit is exactly two clocks shorter than the neuron unit."""
+    assert NeuronUnit.LATENCY - TraceUnit.LATENCY == 2
+
+
 def test_trace_unit_matches_reference():
     rng = random.Random(3)
     dut = TraceUnit(8)
