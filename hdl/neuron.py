@@ -297,7 +297,8 @@ class NeuronUnit(wiring.Component):
         v_fits = _fits(s4.vsum, V_BITS)
         v_neg = s4.vsum[-1]
         v_int = Mux(v_fits, s4.vsum[:V_BITS].as_signed(), Mux(v_neg, _LO16, _HI16))
-        # sat16(vsum) >= threshold without waiting for the saturation: vsumt = vsum - threshold
+        # sat16(vsum) >= threshold without waiting for the saturation (vsumt =
+        # vsum - threshold): above the range always, below it only for threshold = -2**15
         reached = Mux(v_fits, ~s4.vsumt[-1], ~v_neg | s4.th_lo)
         spike = ~s4.refr & reached
         m.d.sync += [
