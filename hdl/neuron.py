@@ -8,7 +8,7 @@ writes their results back at other addresses.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,6 +63,15 @@ StepParams = data.StructLayout({
 })
 
 
+#: Width to which the shifted weight sum is clamped before it meets the
+#: decayed current: |decay(i)| < 2**16 (alpha < 2.0), so a shifted sum outside
+#: +-2**17 leaves ``|sum| > 2**16`` either way and ``sat16`` gives the same
+#: ``i'``; the adder stays short and the 19-bit sum's saturation test needs
+#: only its top four bits (one LUT).
+_ACS_BITS = 18
+_ACS_LO, _ACS_HI = signed_range(_ACS_BITS)
+
+
 def _input_stage(m, inp, register):
     """The unit's input payload and valid, registered once if ``register``."""
     if not register:
@@ -73,44 +82,92 @@ def _input_stage(m, inp, register):
     return payload, valid
 
 
-def _sat16(m, value, name):
-    """Combinational ``sat16`` of a wider signed value."""
-    out = Signal(signed(V_BITS), name=name)
-    with m.If(value < _LO16):
-        m.d.comb += out.eq(_LO16)
-    with m.Elif(value > _HI16):
-        m.d.comb += out.eq(_HI16)
-    with m.Else():
-        m.d.comb += out.eq(value)
-    return out
+def _fits(value, bits):
+    """``value`` (signed) lies in the signed range of ``bits`` bits: its top bits
+    all equal the sign (LUTs only, no comparator carry chain)."""
+    top = value[bits - 1:]
+    return ~top.any() | top.all()
 
 
-def _decay_product(x, alpha):
-    """First half of ``formats.decay``: ``x * (alpha mod 2**15)``.
+def _clamp(value, bits):
+    """Saturate a wider signed ``value`` to ``bits`` bits."""
+    lo, hi = signed_range(bits)
+    return Mux(_fits(value, bits), value[:bits].as_signed(), Mux(value[-1], lo, hi))
 
-    Splitting off alpha's top bit keeps the product 16x16 signed (one DSP):
-    ``(x*(2**15 + a) + b) >> 15 == x + ((x*a + b) >> 15)`` exactly.
+
+def _sat16(value):
+    return _clamp(value, V_BITS)
+
+
+def _shl_overflows(value, shift):
+    """``value << shift`` (signed) leaves the ``_ACS_BITS``-bit range: a bit that
+    lands at or above the top bit differs from the sign.  Works on ``value`` and
+    the shift amount directly (parallel to the shifter), a few LUT levels."""
+    sign = value[-1]
+    terms = []
+    for j in range(len(value) - 1):
+        amounts = [s for s in range(1 << len(shift)) if j + s >= _ACS_BITS - 1]
+        if amounts:
+            terms.append((value[j] ^ sign) & shift.matches(*amounts))
+    return Cat(*terms).any() if terms else C(0, 1)
+
+
+def _min_tmax(x):
+    """``min(255, x)`` of a small unsigned ``x``."""
+    return Mux(x[TRACE_BITS:].any(), _T_MAX, x[:TRACE_BITS])
+
+
+def _add_cin(m, a, b, cin):
+    """``a + b + cin`` (``cin`` one bit) as a single carry chain: the carry-in
+    rides in an extra low bit, ``(2a+1 + 2b+cin) >> 1``."""
+    w = max(len(a), len(b)) + 1
+    ae, be = Signal(signed(w)), Signal(signed(w))
+    m.d.comb += [ae.eq(a), be.eq(b)]
+    return (Cat(C(1, 1), ae).as_signed() + Cat(cin, be).as_signed()) >> 1
+
+
+def _round_up(negative, product):
+    """Carry that turns ``product >> 15`` into ``formats.decay``'s rounding toward
+    zero: ``(p + (2**15-1 if p < 0 else 0)) >> 15 == (p >> 15) + (p < 0 and
+    p mod 2**15 != 0)``.  With ``p = x * (alpha mod 2**15)`` the remainder is
+    nonzero only if the factor is, so the sign of ``x`` stands for ``p < 0``;
+    the whole-number part ``x * (alpha >= 2**15)`` adds no remainder.
     """
-    return x * alpha[:DECAY_FRAC_BITS]
+    return negative & product[:DECAY_FRAC_BITS].any()
 
 
-def _decay_finish(x, alpha_hi, alpha_nonzero, product):
-    """Second half of ``formats.decay`` given ``product = x * (alpha mod 2**15)``,
-    ``alpha_hi = alpha >= 2**15`` and ``alpha_nonzero = alpha != 0``."""
-    negative = (x < 0) & alpha_nonzero
-    bias = Mux(negative, (1 << DECAY_FRAC_BITS) - 1, 0)
-    return Mux(alpha_hi, x, 0) + ((product + bias) >> DECAY_FRAC_BITS)
-
-
-def _stdp_delta(amplitude, trace):
-    return (amplitude * trace + (1 << (STDP_FRAC_BITS - 1))) >> STDP_FRAC_BITS
+def _round8(product):
+    """``stdp_delta`` from the product ``A * trace``: ``(product + 128) >> 8``
+    with the rounding bit as a carry into an 8-bit adder."""
+    return product[STDP_FRAC_BITS:] + product[STDP_FRAC_BITS - 1]
 
 
 class NeuronUnit(wiring.Component):
     """One neuron per clock: current, membrane, spike, refractory, traces.
 
-    Implements ``docs/spec.md`` phase 3 and the neuron part of phase 4 in five
-    register stages, and precomputes ``d = stdp_delta(A-, post')`` and ``q = stdp_delta(A+, pre')``.
+    Implements ``docs/spec.md`` phase 3 and the neuron part of phase 4 in
+    ``LATENCY`` register stages, and precomputes ``d = stdp_delta(A-, post')``
+    and ``q = stdp_delta(A+, pre')``.
+
+    Every stage holds at most one carry chain (parallel chains are fine) and a
+    few LUT levels: saturation tests look at the top bits only (no comparator
+    chain), carries of the rounding join a later adder, and the multipliers'
+    products (or operands, in stage 6) sit in registers that Yosys packs into
+    the SB_MAC16s.  Data registers have no reset; only the valid bits do.
+
+    1. ``u = sat16(v - v_rest)``, ``v_rest - threshold``; products
+       ``i * alpha_i``, ``pre * alpha_pre``, ``post * alpha_post``.
+    2. ``i * (alpha_i >= 1.0) + (product >> 15)`` and its rounding carry;
+       product ``u * alpha_v``; ``v_rest`` plus the whole-number part of the
+       membrane decay (and the same minus ``threshold``); ``acc << w_shift``
+       and whether it leaves 18 bits.
+    3. ``v_rest + decay(u)`` without its rounding carry (and the same minus
+       ``threshold``); ``decay(i) + (acc << w_shift)`` with the shifted sum
+       clamped to 18 bits.
+    4. ``i' = sat16(...)``; membrane sum before saturation (and minus
+       ``threshold``); both candidate traces (with and without a spike).
+    5. spike, reset, refractory counter, traces (LUTs only).
+    6. STDP amounts of the new traces.
 
     Parameters
     ----------
@@ -130,9 +187,10 @@ class NeuronUnit(wiring.Component):
     out : Out(stream)
         Valid ``LATENCY`` clocks after the input.
     params : In(StepParams)
+        Read combinationally in several stages: hold them during a pass.
     """
 
-    LATENCY = 5
+    LATENCY = 6
 
     def __init__(self, acc_bits: int, tag_bits: int, input_register: bool = False):
         self.acc_bits = acc_bits
@@ -150,101 +208,146 @@ class NeuronUnit(wiring.Component):
         m = Module()
         p = self.params
         a, a_valid = _input_stage(m, self.inp, self.input_register)
+        tb = self.tag_bits
 
-        # stage 1: leak argument, current product, trace products
-        # (only what later stages need is registered: pass-through bits cost cells)
+        # stage 1 (only what later stages need is registered: pass-through bits cost cells)
+        v1 = Signal(name="valid1")
         s1 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits), "acc": signed(self.acc_bits),
-            "v": signed(V_BITS), "i": signed(I_BITS), "ref": unsigned(TREF_BITS),
-            "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
-            "alpha_v": unsigned(ALPHA_BITS), "ai_hi": 1, "ai_nz": 1,
-            "t_ref": unsigned(TREF_BITS), "u": signed(V_BITS), "pi": signed(32),
-            "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
-        }))
-        u = _sat16(m, a.v - a.v_rest, "u")
+            "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "v_reset": signed(V_BITS), "v_rest": signed(V_BITS), "t_ref": unsigned(TREF_BITS),
+            "alpha_v": unsigned(ALPHA_BITS), "th_lo": 1,
+            "u": signed(V_BITS), "vrt": signed(V_BITS + 1), "acc": signed(self.acc_bits),
+            "im": signed(I_BITS), "ineg": 1,
+        }), reset_less=True)
+        # products in registers of their own, which the DSPs can absorb
+        pi = Signal(signed(V_BITS + DECAY_FRAC_BITS), reset_less=True)
+        xp = Signal(TRACE_BITS + ALPHA_BITS, reset_less=True)
+        yp = Signal(TRACE_BITS + ALPHA_BITS, reset_less=True)
+        m.d.sync += [pi.eq(a.i * a.alpha_i[:DECAY_FRAC_BITS]),
+                     xp.eq(a.pre * p.alpha_pre), yp.eq(a.post * p.alpha_post)]
         m.d.sync += [
-            s1.valid.eq(a_valid), s1.tag.eq(a.tag), s1.acc.eq(a.acc),
-            s1.v.eq(a.v), s1.i.eq(a.i), s1.ref.eq(a.ref), s1.threshold.eq(a.threshold),
-            s1.v_reset.eq(a.v_reset), s1.v_rest.eq(a.v_rest), s1.alpha_v.eq(a.alpha_v),
-            s1.ai_hi.eq(a.alpha_i[DECAY_FRAC_BITS]), s1.ai_nz.eq(a.alpha_i != 0),
-            s1.t_ref.eq(a.t_ref), s1.u.eq(u),
-            s1.pi.eq(_decay_product(a.i, a.alpha_i)),
-            s1.xd.eq((a.pre * p.alpha_pre) >> DECAY_FRAC_BITS),
-            s1.yd.eq((a.post * p.alpha_post) >> DECAY_FRAC_BITS),
+            v1.eq(a_valid), s1.tag.eq(a.tag), s1.v.eq(a.v), s1.ref.eq(a.ref),
+            s1.v_reset.eq(a.v_reset), s1.v_rest.eq(a.v_rest), s1.t_ref.eq(a.t_ref),
+            s1.alpha_v.eq(a.alpha_v), s1.th_lo.eq(a.threshold == _LO16),
+            s1.u.eq(_sat16(a.v - a.v_rest)), s1.vrt.eq(a.v_rest - a.threshold),
+            s1.acc.eq(a.acc),
+            s1.im.eq(Mux(a.alpha_i[DECAY_FRAC_BITS], a.i, 0)), s1.ineg.eq(a.i < 0),
         ]
 
-        # stage 2: decayed current, membrane product
+        # stage 2
+        v2 = Signal(name="valid2")
         s2 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits), "acc": signed(self.acc_bits),
-            "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
-            "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
-            "av_hi": 1, "av_nz": 1, "t_ref": unsigned(TREF_BITS),
-            "u": signed(V_BITS), "pv": signed(32), "di": signed(I_BITS + 2),
+            "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "v_reset": signed(V_BITS), "t_ref": unsigned(TREF_BITS), "th_lo": 1,
+            "vneg": 1,
+            "rv": signed(V_BITS + 1), "rvt": signed(V_BITS + 2),
+            "di": signed(I_BITS + 2), "cin_i": 1,
+            "acs": signed(_ACS_BITS), "acs_ovf": 1, "acs_neg": 1,
             "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
-        }))
+        }), reset_less=True)
+        pv = Signal(signed(V_BITS + DECAY_FRAC_BITS), reset_less=True)
+        m.d.sync += pv.eq(s1.u * s1.alpha_v[:DECAY_FRAC_BITS])
+        vm = Mux(s1.alpha_v[DECAY_FRAC_BITS], s1.u, 0)
         m.d.sync += [
-            s2.valid.eq(s1.valid), s2.tag.eq(s1.tag), s2.acc.eq(s1.acc), s2.v.eq(s1.v),
-            s2.ref.eq(s1.ref), s2.threshold.eq(s1.threshold), s2.v_reset.eq(s1.v_reset),
-            s2.v_rest.eq(s1.v_rest), s2.av_hi.eq(s1.alpha_v[DECAY_FRAC_BITS]),
-            s2.av_nz.eq(s1.alpha_v != 0), s2.t_ref.eq(s1.t_ref),
-            s2.u.eq(s1.u), s2.pv.eq(_decay_product(s1.u, s1.alpha_v)),
-            s2.di.eq(_decay_finish(s1.i, s1.ai_hi, s1.ai_nz, s1.pi)),
-            s2.xd.eq(s1.xd), s2.yd.eq(s1.yd),
+            v2.eq(v1), s2.tag.eq(s1.tag), s2.v.eq(s1.v), s2.ref.eq(s1.ref),
+            s2.v_reset.eq(s1.v_reset), s2.t_ref.eq(s1.t_ref), s2.th_lo.eq(s1.th_lo),
+            s2.vneg.eq(s1.u < 0),
+            s2.rv.eq(s1.v_rest + vm), s2.rvt.eq(s1.vrt + vm),
+            # the rounding carries of both decays are added one stage after their
+            # products' (the test of 15 product bits would lengthen the adder's stage)
+            s2.di.eq(s1.im + (pi >> DECAY_FRAC_BITS)), s2.cin_i.eq(_round_up(s1.ineg, pi)),
+            s2.acs.eq((s1.acc << p.w_shift)[:_ACS_BITS]), s2.acs_ovf.eq(_shl_overflows(s1.acc, p.w_shift)),
+            s2.acs_neg.eq(s1.acc[-1]),
+            s2.xd.eq(xp >> DECAY_FRAC_BITS), s2.yd.eq(yp >> DECAY_FRAC_BITS),
         ]
 
-        # stage 2b: new current, decayed membrane (short paths for the clock)
-        s2b = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits),
-            "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
-            "threshold": signed(V_BITS), "v_reset": signed(V_BITS), "v_rest": signed(V_BITS),
-            "t_ref": unsigned(TREF_BITS), "dv": signed(V_BITS + 2), "i_new": signed(I_BITS),
-            "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
-        }))
-        i_new = _sat16(m, s2.di + (s2.acc << p.w_shift), "i_new")
-        m.d.sync += [
-            s2b.valid.eq(s2.valid), s2b.tag.eq(s2.tag), s2b.v.eq(s2.v), s2b.ref.eq(s2.ref),
-            s2b.threshold.eq(s2.threshold), s2b.v_reset.eq(s2.v_reset),
-            s2b.v_rest.eq(s2.v_rest), s2b.t_ref.eq(s2.t_ref),
-            s2b.dv.eq(_decay_finish(s2.u, s2.av_hi, s2.av_nz, s2.pv)), s2b.i_new.eq(i_new),
-            s2b.xd.eq(s2.xd), s2b.yd.eq(s2.yd),
-        ]
-        s2 = s2b
-
-        # stage 3: membrane, spike, reset, refractory counter, trace jumps
+        # stage 3
+        v3 = Signal(name="valid3")
         s3 = Signal(data.StructLayout({
-            "valid": 1, "tag": unsigned(self.tag_bits), "v": signed(V_BITS),
+            "tag": unsigned(tb), "v": signed(V_BITS), "ref": unsigned(TREF_BITS),
+            "v_reset": signed(V_BITS), "t_ref": unsigned(TREF_BITS), "th_lo": 1,
+            "vd": signed(V_BITS + 2), "vdt": signed(V_BITS + 3), "cin_v": 1,
+            "isum": signed(_ACS_BITS + 1),
+            "xd": unsigned(TRACE_BITS + 1), "yd": unsigned(TRACE_BITS + 1),
+        }), reset_less=True)
+        m.d.sync += [
+            v3.eq(v2), s3.tag.eq(s2.tag), s3.v.eq(s2.v), s3.ref.eq(s2.ref),
+            s3.v_reset.eq(s2.v_reset), s3.t_ref.eq(s2.t_ref), s3.th_lo.eq(s2.th_lo),
+            s3.vd.eq(s2.rv + (pv >> DECAY_FRAC_BITS)), s3.vdt.eq(s2.rvt + (pv >> DECAY_FRAC_BITS)),
+            s3.cin_v.eq(_round_up(s2.vneg, pv)),
+            s3.isum.eq(_add_cin(m, s2.di, Mux(s2.acs_ovf, Mux(s2.acs_neg, _ACS_LO, _ACS_HI), s2.acs),
+                                s2.cin_i)),
+            s3.xd.eq(s2.xd), s3.yd.eq(s2.yd),
+        ]
+
+        # stage 4
+        v4 = Signal(name="valid4")
+        s4 = Signal(data.StructLayout({
+            "tag": unsigned(tb), "v": signed(V_BITS), "refr": 1,
+            "ref_m1": unsigned(TREF_BITS), "v_reset": signed(V_BITS),
+            "t_ref": unsigned(TREF_BITS), "th_lo": 1, "i": signed(I_BITS),
+            # |v_rest + decay(u) + i'| < 2**15 + 2**16 + 2**15: 18 bits, so the
+            # saturation test in stage 5 looks at three bits
+            "vsum": signed(V_BITS + 2), "vsumt": signed(V_BITS + 3),
+            "x0": unsigned(TRACE_BITS), "x1": unsigned(TRACE_BITS),
+            "y0": unsigned(TRACE_BITS), "y1": unsigned(TRACE_BITS),
+        }), reset_less=True)
+        i_new = Signal(signed(I_BITS))
+        m.d.comb += i_new.eq(_sat16(s3.isum))
+        m.d.sync += [
+            v4.eq(v3), s4.tag.eq(s3.tag), s4.v.eq(s3.v), s4.refr.eq(s3.ref != 0),
+            s4.ref_m1.eq(s3.ref - 1), s4.v_reset.eq(s3.v_reset), s4.t_ref.eq(s3.t_ref),
+            s4.th_lo.eq(s3.th_lo), s4.i.eq(i_new),
+            s4.vsum.eq(_add_cin(m, s3.vd, i_new, s3.cin_v)),
+            s4.vsumt.eq(_add_cin(m, s3.vdt, i_new, s3.cin_v)),
+            # the traces with and without a spike, chosen in stage 5
+            s4.x0.eq(_min_tmax(s3.xd)), s4.x1.eq(_min_tmax(s3.xd + p.jump_pre)),
+            s4.y0.eq(_min_tmax(s3.yd)), s4.y1.eq(_min_tmax(s3.yd + p.jump_post)),
+        ]
+
+        # stage 5: membrane, spike, reset, refractory counter, traces
+        v5 = Signal(name="valid5")
+        s5 = Signal(data.StructLayout({
+            "tag": unsigned(tb), "v": signed(V_BITS),
             "i": signed(I_BITS), "ref": unsigned(TREF_BITS), "spike": 1,
             "pre": unsigned(TRACE_BITS), "post": unsigned(TRACE_BITS),
-        }))
-        v_int = _sat16(m, s2.v_rest + s2.dv + s2.i_new, "v_int")
-        refractory = s2.ref != 0
-        v_new = Mux(refractory, s2.v, v_int)
-        spike = ~refractory & (v_new >= s2.threshold)
-        x_sum = s2.xd + Mux(spike, p.jump_pre, 0)
-        y_sum = s2.yd + Mux(spike, p.jump_post, 0)
+        }), reset_less=True)
+        v_fits = _fits(s4.vsum, V_BITS)
+        v_neg = s4.vsum[-1]
+        v_int = Mux(v_fits, s4.vsum[:V_BITS].as_signed(), Mux(v_neg, _LO16, _HI16))
+        # sat16(vsum) >= threshold without waiting for the saturation (vsumt =
+        # vsum - threshold): above the range always, below it only for threshold = -2**15
+        reached = Mux(v_fits, ~s4.vsumt[-1], ~v_neg | s4.th_lo)
+        spike = ~s4.refr & reached
         m.d.sync += [
-            s3.valid.eq(s2.valid), s3.tag.eq(s2.tag), s3.i.eq(s2.i_new), s3.spike.eq(spike),
-            s3.v.eq(Mux(spike, s2.v_reset, v_new)),
-            s3.ref.eq(Mux(refractory, s2.ref - 1, Mux(spike, s2.t_ref, 0))),
-            s3.pre.eq(Mux(x_sum > _T_MAX, _T_MAX, x_sum)),
-            s3.post.eq(Mux(y_sum > _T_MAX, _T_MAX, y_sum)),
+            v5.eq(v4), s5.tag.eq(s4.tag), s5.i.eq(s4.i), s5.spike.eq(spike),
+            s5.v.eq(Mux(spike, s4.v_reset, Mux(s4.refr, s4.v, v_int))),
+            s5.ref.eq(Mux(s4.refr, s4.ref_m1, Mux(spike, s4.t_ref, 0))),
+            s5.pre.eq(Mux(spike, s4.x1, s4.x0)), s5.post.eq(Mux(spike, s4.y1, s4.y0)),
         ]
 
-        # stage 4: STDP amounts for the traces just computed
+        # stage 6: STDP amounts for the traces just computed
         o = self.out.payload
         m.d.sync += [
-            self.out.valid.eq(s3.valid), o.tag.eq(s3.tag), o.v.eq(s3.v), o.i.eq(s3.i),
-            o.ref.eq(s3.ref), o.spike.eq(s3.spike), o.pre.eq(s3.pre), o.post.eq(s3.post),
-            o.d.eq(_stdp_delta(p.a_minus, s3.post)), o.q.eq(_stdp_delta(p.a_plus, s3.pre)),
+            self.out.valid.eq(v5), o.tag.eq(s5.tag), o.v.eq(s5.v), o.i.eq(s5.i),
+            o.ref.eq(s5.ref), o.spike.eq(s5.spike), o.pre.eq(s5.pre), o.post.eq(s5.post),
+            o.d.eq(_round8(p.a_minus * s5.post)), o.q.eq(_round8(p.a_plus * s5.pre)),
         ]
         return m
 
 
 class TraceUnit(wiring.Component):
     """One input-axon trace per clock: ``x' = min(255, decay_trace(x) + jump*s)``
-    and ``q = stdp_delta(A+, x')``; ``LATENCY`` clocks."""
+    and ``q = stdp_delta(A+, x')``; ``LATENCY`` clocks.
 
-    LATENCY = 3
+    ``LATENCY`` stays ``NeuronUnit.LATENCY - 2``: the core writes the amounts of
+    both units in the same clock to different memories (``hdl/core.py``).
+
+    1. product ``x * alpha_pre``; 2. decayed trace plus jump, limited to 255;
+    3. product ``A+ * x'``; 4. its rounding.
+    """
+
+    LATENCY = 4
 
     def __init__(self, tag_bits: int, input_register: bool = False):
         self.tag_bits = tag_bits
@@ -261,14 +364,20 @@ class TraceUnit(wiring.Component):
         m = Module()
         p = self.params
         a, a_valid = _input_stage(m, self.inp, self.input_register)
-        v1, t1, s1 = Signal(), Signal(self.tag_bits), Signal()
-        px = Signal(TRACE_BITS + ALPHA_BITS)
+        # data registers without reset (cheaper cells; products can sit in the DSPs)
+        v1 = Signal()
+        t1, s1 = Signal(self.tag_bits, reset_less=True), Signal(reset_less=True)
+        px = Signal(TRACE_BITS + ALPHA_BITS, reset_less=True)
         m.d.sync += [v1.eq(a_valid), t1.eq(a.tag), s1.eq(a.spike), px.eq(a.x * p.alpha_pre)]
-        v2, t2 = Signal(), Signal(self.tag_bits)
-        x2 = Signal(TRACE_BITS)
-        x_sum = (px >> DECAY_FRAC_BITS) + Mux(s1, p.jump_pre, 0)
-        m.d.sync += [v2.eq(v1), t2.eq(t1), x2.eq(Mux(x_sum > _T_MAX, _T_MAX, x_sum))]
+        v2, t2 = Signal(), Signal(self.tag_bits, reset_less=True)
+        x2 = Signal(TRACE_BITS, reset_less=True)
+        m.d.sync += [v2.eq(v1), t2.eq(t1),
+                     x2.eq(_min_tmax((px >> DECAY_FRAC_BITS) + Mux(s1, p.jump_pre, 0)))]
+        # the STDP product is registered (in the DSP) and rounded a clock later
+        v3, t3 = Signal(), Signal(self.tag_bits, reset_less=True)
+        x3 = Signal(TRACE_BITS, reset_less=True)
+        pq = Signal(STDP_A_BITS + TRACE_BITS, reset_less=True)
+        m.d.sync += [v3.eq(v2), t3.eq(t2), x3.eq(x2), pq.eq(p.a_plus * x2)]
         o = self.out.payload
-        m.d.sync += [self.out.valid.eq(v2), o.tag.eq(t2), o.x.eq(x2),
-                     o.q.eq(_stdp_delta(p.a_plus, x2))]
+        m.d.sync += [self.out.valid.eq(v3), o.tag.eq(t3), o.x.eq(x3), o.q.eq(_round8(pq))]
         return m
