@@ -345,7 +345,7 @@ class Core(wiring.Component):
         nv1 = Signal()                         # neuron memory data valid
         kv1 = Signal()                         # axon memory data valid
         tag1 = Signal(range(T + 1))
-        drain = Signal(range(8))
+        drain = Signal(range(16))              # pipeline drain counter (unit latency + 1)
         dv1 = Signal()                         # DPASS data valid
         ev_pend = Signal()                     # an input event waits for its flag check
         last_app = Signal()                    # the previous clock appended last_k
