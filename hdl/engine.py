@@ -310,6 +310,7 @@ class CommandEngine(wiring.Component):
         frame_open = Signal()
         flen = Signal(range(mbody + 1))
         use_bm = Signal()
+        chk = Signal()                   # RUN's first pass: check the records only
 
         payload_len = Signal(range(mf + 1))
         m.d.comb += payload_len.eq(blen - 2)
@@ -441,8 +442,8 @@ class CommandEngine(wiring.Component):
                             nak(Err.ARGS)
                     with m.Case(Op.RUN):
                         with m.If(P >= 2):
-                            m.d.sync += [s.eq(0), ptr.eq(4)]
-                            fsm.goto("RV")
+                            m.d.sync += [s.eq(0), ptr.eq(4), chk.eq(1)]
+                            fsm.goto("STEP")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.RESET):
@@ -635,12 +636,16 @@ class CommandEngine(wiring.Component):
                 m.d.sync += [cur.eq(cur + 1), nb.eq(4)]
                 fsm.call("EMITW", "C_CORE")
 
-            # -- RUN, pass 1: check every step record -------------------------------------
-            with state("RV"):
+            # -- RUN: one record parser, run twice -------------------------------------
+            # pass 1 (chk) checks every step record and sends nothing to the core;
+            # pass 2 reads the same, now known good, records again and sends their
+            # events (its checks can no longer fail)
+            with state("STEP"):
                 with m.If(ptr == blen):
-                    with m.If(s == steps):
-                        m.d.sync += [ptr.eq(4), frame_open.eq(0), streaming.eq(1)]
-                        fsm.goto("RX_STEP")
+                    with m.If(~chk):
+                        fsm.goto("RX_DONE")
+                    with m.Elif(s == steps):
+                        m.d.sync += [ptr.eq(4), frame_open.eq(0), streaming.eq(1), chk.eq(0)]
                     with m.Else():
                         nak(Err.ARGS)
                 with m.Else():
@@ -653,62 +658,38 @@ class CommandEngine(wiring.Component):
                 fsm.goto("RV_REC")
             with state("RV_REC"):
                 with m.If(h == BITMAP_TAG):
-                    with m.If(bpos == nbM):
-                        fsm.goto("RV")
-                    with m.Else():
-                        m.d.sync += bpos.eq(bpos + 1)
-                        fetch_checked("RV_REC")
+                    fsm.goto("RX_BM")
                 with m.Elif(h > M):
                     nak(Err.ARGS)
                 with m.Elif(h == 0):
-                    fsm.goto("RV")
+                    with m.If(chk):
+                        fsm.goto("STEP")
+                    with m.Else():
+                        fsm.goto("RX_END")
                 with m.Else():
                     fetch_checked("RV_I1")
             axon_index_states("RV_I1", "RV_I2", "RV_CHK", True)
             with state("RV_CHK"):
+                m.d.comb += [self.events.valid.eq(~chk), self.events.payload.index.eq(idx)]
                 with m.If((idx >= M) | (~first & (idx <= prev))):
                     nak(Err.ARGS)
-                with m.Else():
+                with m.Elif(chk | self.events.ready):
                     m.d.sync += [prev.eq(idx), first.eq(0), h_cnt.eq(h_cnt - 1)]
                     fsm.goto("RV_REC")
-
-            # -- RUN, pass 2: events in, spikes out ---------------------------------------
-            with state("RX_STEP"):
-                with m.If(ptr == blen):
-                    fsm.goto("RX_DONE")
-                with m.Else():
-                    fetch("RX_H1")
-            with state("RX_H1"):
-                m.d.sync += h[0:8].eq(byte)
-                fetch("RX_H2")
-            with state("RX_H2"):
-                m.d.sync += [h[8:16].eq(byte), bpos.eq(0)]
-                with m.If(Cat(h[0:8], byte) == BITMAP_TAG):
-                    fsm.goto("RX_BM")
-                with m.Else():
-                    fsm.goto("RX_SP")
-            with state("RX_SP"):
-                with m.If(h == 0):
-                    fsm.goto("RX_END")
-                with m.Else():
-                    fetch("RX_S1")
-            axon_index_states("RX_S1", "RX_S2", "RX_EV", False)
-            with state("RX_EV"):
-                m.d.comb += [self.events.valid.eq(1), self.events.payload.index.eq(idx)]
-                with m.If(self.events.ready):
-                    m.d.sync += h_cnt.eq(h_cnt - 1)
-                    fsm.goto("RX_SP")
             with state("RX_BM"):
                 with m.If(bpos == nbM):
-                    fsm.goto("RX_END")
+                    with m.If(chk):
+                        fsm.goto("STEP")
+                    with m.Else():
+                        fsm.goto("RX_END")
                 with m.Else():
-                    fetch("RX_BB")
+                    fetch_checked("RX_BB")
             with state("RX_BB"):
                 m.d.sync += [mbyte.eq(byte), bit.eq(0)]
                 fsm.goto("RX_BIT")
             with state("RX_BIT"):
                 bidx = Cat(bit, bpos)
-                fire = mbyte.bit_select(bit, 1) & (bidx < M)
+                fire = ~chk & mbyte.bit_select(bit, 1) & (bidx < M)
                 m.d.comb += [self.events.valid.eq(fire), self.events.payload.index.eq(bidx)]
                 with m.If(~fire | self.events.ready):
                     m.d.sync += bit.eq(bit + 1)
@@ -757,7 +738,7 @@ class CommandEngine(wiring.Component):
                     fsm.goto("SP_OUT")
             with state("BM_R"):          # emit a bitmap byte and clear it
                 with m.If(bpos == nbN):
-                    fsm.goto("RX_STEP")
+                    fsm.goto("STEP")
                 with m.Elif(aux_free):
                     aux_read(at("map", bpos))
                     fsm.goto("BM_W")
@@ -767,7 +748,7 @@ class CommandEngine(wiring.Component):
                 emit_word(aux_data[:8], 1, "BM_R")
             with state("SP_OUT"):        # emit a list entry and clear its bitmap byte
                 with m.If(k == cnt):
-                    fsm.goto("RX_STEP")
+                    fsm.goto("STEP")
                 with m.Elif(aux_free):
                     aux_read(at("list", k))
                     fsm.goto("SP_W")
