@@ -95,6 +95,7 @@ class DoublePumpedRAM(wiring.Component):
         if not isinstance(data, MemoryData):
             raise TypeError(f"data must be a MemoryData, not {data!r}")
         if schedule not in SCHEDULES:
+            self._MustUse__silence = True       # refused: nothing to elaborate
             raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
         self.schedule = schedule
         self.memory_data = data
