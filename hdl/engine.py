@@ -63,71 +63,42 @@ def aux_layout(config: CoreConfig, caps: bytes) -> dict:
 class _Seq:
     """A state machine whose return address is a state number.
 
-    Every transition is a 1-bit signal raised under the conditions in force
-    where it is written; the next state number is the OR of the transitions'
-    constants, which costs less than a multiplexer per assignment.  The
-    transitions written in one state must be mutually exclusive.
+    ``goto`` and ``call`` assign the state register where they are written
+    (one multiplexer per state bit over all states, which Yosys builds as a
+    parallel ``$pmux``); ``return_`` loads it from ``ret``.  The transitions
+    written in one state must be mutually exclusive.
     """
-
-    BITS = 7
 
     def __init__(self, m):
         self.m = m
         self.ids = {}
         self.defined = set()
-        self.moves = []          # (target id or None for a return, signal)
-        self.calls = []          # (return target id, signal)
-        self.state = Signal(self.BITS)      # IDLE is state 0
-        self.ret = Signal(self.BITS)
+        self.state = Signal(6)   # IDLE is state 0; finish() checks that 6 bits suffice
+        self.ret = Signal(6)
 
     def id(self, name):
         if name not in self.ids:
             self.ids[name] = len(self.ids)
-            assert len(self.ids) <= 1 << self.BITS
         return self.ids[name]
 
-    def _pulse(self, name):
-        t = Signal(name=name)
-        self.m.d.comb += t.eq(1)
-        return t
-
     def goto(self, name):
-        self.moves.append((self.id(name), self._pulse(f"go_{name.lower()}")))
+        self.m.d.sync += self.state.eq(self.id(name))
 
     def call(self, name, after):
         self.goto(name)
-        self.calls.append((self.id(after), self._pulse(f"ret_{after.lower()}")))
+        self.m.d.sync += self.ret.eq(self.id(after))
 
     def return_(self):
-        self.moves.append((None, self._pulse("go_return")))
+        self.m.d.sync += self.state.eq(self.ret)
 
     def case(self, name):
         self.defined.add(name)
-        i = self.id(name)
-        return self.m.Case(i)
+        return self.m.Case(self.id(name))
 
     def finish(self):
         missing = set(self.ids) - self.defined
         assert not missing, f"states used but not defined: {missing}"
-        m = self.m
-
-        def any_of(sigs):
-            out = Const(0, 1)
-            for x in sigs:
-                out = out | x
-            return out
-
-        # a state number is the OR of the transitions' constants (they are exclusive)
-        nxt = Const(0, self.BITS)
-        for target, t in self.moves:
-            nxt = nxt | Mux(t, self.ret if target is None else target, 0)
-        with m.If(any_of(t for _, t in self.moves)):
-            m.d.sync += self.state.eq(nxt)
-        back = Const(0, self.BITS)
-        for target, t in self.calls:
-            back = back | Mux(t, target, 0)
-        with m.If(any_of(t for _, t in self.calls)):
-            m.d.sync += self.ret.eq(back)
+        assert len(self.ids) <= 1 << len(self.state), "more states than the state register holds"
 
 
 class CommandEngine(wiring.Component):
