@@ -283,8 +283,6 @@ class CommandEngine(wiring.Component):
         use_bm = Signal()
         chk = Signal()                   # RUN's first pass: check the records only
 
-        payload_len = Signal(range(mf + 1))
-        m.d.comb += payload_len.eq(blen - 2)
         region = hdr[0:8]
         reg4 = hdr[0:REGION_BITS]
         start = hdr[8:32]
@@ -292,12 +290,15 @@ class CommandEngine(wiring.Component):
         cnt16 = hdr[32:48]
         left = cnt16                     # words still to do (WRITE, READ, WRITE_MASK)
         steps = hdr[0:16]
+        # the most words a READ answer holds: (count << lw) <= mbody - 3 and count < 1024
+        rmax = [min((mbody - 3) >> lws[r], 1023) for r in range(16)]
         r_size = Signal(size_w)
         r_lw = Signal(2)
+        r_rmax = Signal(range(max(rmax) + 1))
         with m.Switch(reg4):
             for r in range(16):
                 with m.Case(r):
-                    m.d.comb += [r_size.eq(sizes[r]), r_lw.eq(lws[r])]
+                    m.d.comb += [r_size.eq(sizes[r]), r_lw.eq(lws[r]), r_rmax.eq(rmax[r])]
         r_hi = region[REGION_BITS:] != 0
         r_ok_w = ~r_hi & Const(wmask, 16).bit_select(reg4, 1)
         r_ok_r = ~r_hi & Const(rmask, 16).bit_select(reg4, 1)
@@ -380,45 +381,44 @@ class CommandEngine(wiring.Component):
                     fsm.goto("DECODE")
 
             with state("DECODE"):
-                P = payload_len
+                # payload length tests on blen (= payload + 2) directly: no subtractor
                 with m.Switch(op):
                     with m.Case(Op.CAPS):
-                        with m.If(P == 0):
+                        with m.If(blen == 2):
                             m.d.sync += k.eq(0)
                             header(Kind.ACK, "CAPS_RD")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE):
-                        dlen = (P - 4)[:len(P)]
+                        dlen = (blen - 6)[:len(blen)]
                         align = (dlen & ((Const(1, 4) << r_lw) - 1)) == 0
                         m.d.sync += [left.eq(dlen >> r_lw), lw.eq(r_lw)]
-                        with m.If((P >= 4) & r_ok_w & align):
+                        with m.If((blen >= 6) & r_ok_w & align):
                             m.d.sync += ptr.eq(6)
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.READ):
                         m.d.sync += lw.eq(r_lw)
-                        with m.If((P == 6) & r_ok_r & (cnt16[10:] == 0)
-                                  & ((cnt16[:10] << r_lw) <= mbody - 3)):
+                        with m.If((blen == 8) & r_ok_r & (cnt16 <= r_rmax)):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE_MASK):
                         m.d.sync += [bit.eq(0), ptr.eq(8)]
-                        with m.If((P >= 6) & ((region == Region.W_REC) | (region == Region.W_IN))
-                                  & (P - 6 == (cnt16 + 7)[3:])):
+                        with m.If((blen >= 8) & ((region == Region.W_REC) | (region == Region.W_IN))
+                                  & (blen - 8 == (cnt16 + 7)[3:])):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.RUN):
-                        with m.If(P >= 2):
+                        with m.If(blen >= 4):
                             m.d.sync += [s.eq(0), ptr.eq(4), chk.eq(1)]
                             fsm.goto("STEP")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.RESET):
-                        with m.If((P == 1) & (hdr[3:8] == 0)):
+                        with m.If((blen == 3) & (hdr[3:8] == 0)):
                             m.d.sync += hdr[0:REGION_BITS].eq(Region.CONTROL)
                             m.d.sync += cur.eq(0)
                             m.d.sync += [mbyte.eq(hdr[0:8]), dw.eq(0)]
@@ -426,7 +426,7 @@ class CommandEngine(wiring.Component):
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.COUNTERS):
-                        with m.If(P == 0):
+                        with m.If(blen == 2):
                             m.d.sync += k.eq(0)
                             header(Kind.ACK, "C_LINK")
                         with m.Else():
