@@ -125,6 +125,11 @@ class Core(wiring.Component):
         clock returns the inverted word instead of the old one.  The core
         must not depend on such reads (its RAMs are built without collision
         logic); the tests run with this on.
+    register_unit_inputs : bool or None
+        Register the neuron and trace units' inputs (one more clock per pass)
+        so that block RAM outputs drive only registers: needed for a fast
+        clock on ECP5, a waste of about 200 logic cells on the iCE40.  Default:
+        on with ``dual_port``.
 
     Members
     -------
@@ -140,8 +145,11 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, banks: int = 4, dual_port: bool = False,
-                 synapse_attrs=None, bank_memory=None, poison_collisions=False):
+                 synapse_attrs=None, bank_memory=None, poison_collisions=False,
+                 register_unit_inputs=None):
         self.config = config
+        self.register_unit_inputs = bool(dual_port if register_unit_inputs is None
+                                         else register_unit_inputs)
         self.poison_collisions = bool(poison_collisions)
         self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
@@ -284,10 +292,10 @@ class Core(wiring.Component):
         # ---- pipelines --------------------------------------------------------------------
         # dual-port banks mean ECP5 and its faster clock: register the block RAM
         # outputs before the units' arithmetic (one more clock per pass)
-        m.submodules.nu = nu = NeuronUnit(AW, _bits(N), input_register=self.dual_port)
+        m.submodules.nu = nu = NeuronUnit(AW, _bits(N), input_register=self.register_unit_inputs)
         m.d.comb += nu.params.eq(sp)
         if M:
-            m.submodules.tu = tu = TraceUnit(_bits(max(N, M)), input_register=self.dual_port)
+            m.submodules.tu = tu = TraceUnit(_bits(max(N, M)), input_register=self.register_unit_inputs)
             m.d.comb += tu.params.eq(sp)
         m.submodules.div = div = ConstDivider(IB, N)
 
