@@ -280,7 +280,6 @@ class CommandEngine(wiring.Component):
         k = Signal(range(max(N, 4 * nctr, len(self.caps)) + 1))
         frame_open = Signal()
         flen = Signal(range(mbody + 1))
-        use_bm = Signal()
         chk = Signal()                   # RUN's first pass: check the records only
 
         region = hdr[0:8]
@@ -450,7 +449,8 @@ class CommandEngine(wiring.Component):
             # -- shared subroutines ----------------------------------------------------
             with state("HDR"):
                 m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.data.eq(Mux(hc == 0, kind_byte, Mux(hc == 1, seq, op)))]
+                             self.tx.payload.data.eq(
+                                 Mux(hc == 0, kind_byte, Mux(hc == 1, seq, Mux(hc == 2, op, code))))]
                 with m.If(self.tx.ready):
                     m.d.sync += hc.eq(hc + 1)
                     with m.If(hc == hdr_len):
@@ -477,9 +477,7 @@ class CommandEngine(wiring.Component):
                 with m.If(code == Err.ARGS):
                     m.d.comb += pend_set[LinkCounter.ARG_ERRORS].eq(1)
                 m.d.sync += self.error.eq(1)
-                header(Kind.NAK, "NAK_CODE")
-            with state("NAK_CODE"):
-                emit_word(code, 1, "CLOSE")
+                header(Kind.NAK, "CLOSE", length=4)     # the error code is the 4th byte
             with state("CLOSE"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                 with m.If(self.tx.ready):
@@ -582,7 +580,8 @@ class CommandEngine(wiring.Component):
             # updater cannot step in between), so a counter is sent as one value
             with state("C_LINK"):
                 with m.If(k == 4 * nctr):
-                    fsm.goto("C_CORE0")
+                    m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), cur.eq(0)]
+                    fsm.goto("C_CORE")
                 with m.Elif(aux_free):
                     aux_read(at("counters", k))
                     m.d.sync += k.eq(k + 1)
@@ -595,9 +594,6 @@ class CommandEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += nb.eq(4)
                     fsm.call("EMITW", "C_LINK")
-            with state("C_CORE0"):
-                m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), cur.eq(0)]
-                fsm.goto("C_CORE")
             with state("C_CORE"):
                 with m.If(cur == len(Counter)):
                     fsm.goto("CLOSE")
@@ -691,7 +687,6 @@ class CommandEngine(wiring.Component):
             with state("EMIT_REC"):
                 bm_now = cnt * ibN > nbN
                 rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
-                m.d.sync += use_bm.eq(bm_now)
                 with m.If(frame_open & (flen + rs > mbody)):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                     with m.If(self.tx.ready):
@@ -701,12 +696,10 @@ class CommandEngine(wiring.Component):
                     header(Kind.SPIKES, "EMIT_REC", length=2)
                 with m.Else():
                     m.d.sync += [flen.eq(flen + rs), k.eq(0), bpos.eq(0)]
-                    emit_word(Mux(bm_now, BITMAP_TAG, cnt), 2, "EMIT_DATA")
-            with state("EMIT_DATA"):
-                with m.If(use_bm):
-                    fsm.goto("BM_R")
-                with m.Else():
-                    fsm.goto("SP_OUT")
+                    m.d.sync += [dw.eq(Mux(bm_now, BITMAP_TAG, cnt)), nb.eq(2)]
+                    fsm.call("EMITW", "SP_OUT")
+                    with m.If(bm_now):
+                        m.d.sync += fsm.ret.eq(fsm.id("BM_R"))
             with state("BM_R"):          # emit a bitmap byte and clear it
                 with m.If(bpos == nbN):
                     fsm.goto("STEP")
