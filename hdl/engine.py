@@ -442,7 +442,7 @@ class CommandEngine(wiring.Component):
                         with m.Case(Op.READ):
                             header(Kind.ACK, "R_LOOP")
                         with m.Default():
-                            fsm.goto("M_LOOP")
+                            fsm.goto("W_LOOP")
                 with m.Else():
                     nak(Err.ARGS)
 
@@ -502,24 +502,6 @@ class CommandEngine(wiring.Component):
 
             aux_bytes("CAPS_RD", "CAPS_EM", at("caps", k), len(self.caps), "CLOSE")
 
-            # -- WRITE: words of 1, 2 or 4 bytes ------------------------------------------
-            with state("W_LOOP"):
-                with m.If(left == 0):
-                    header(Kind.ACK, "CLOSE")
-                with m.Else():
-                    m.d.sync += [dw.eq(0), nb.eq(0)]
-                    fetch("W_BYTE")
-            with state("W_BYTE"):
-                m.d.sync += [dw.word_select(nb[:wlanes], 8).eq(byte) if wlanes else dw[:8].eq(byte),
-                             nb.eq(nb + 1)]
-                with m.If(nb[:2] == (Const(1, 4) << lw) - 1):
-                    bus_op(1, "W_NEXT")
-                with m.Else():
-                    fetch("W_BYTE")
-            with state("W_NEXT"):
-                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
-                fsm.goto("W_LOOP")
-
             # -- READ ----------------------------------------------------------------------
             with state("R_LOOP"):
                 with m.If(left == 0):
@@ -530,23 +512,37 @@ class CommandEngine(wiring.Component):
                 m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), nb.eq(Const(1, 4) << lw)]
                 fsm.call("EMITW", "R_LOOP")
 
-            # -- WRITE_MASK: read-modify-write of the plastic bit ------------------------
-            with state("M_LOOP"):
+            # -- WRITE (words of 1 or 2 bytes) and WRITE_MASK (read-modify-write of the
+            # plastic bit) share their loop; one opcode bit tells them apart
+            mask_bit = (Op.WRITE ^ Op.WRITE_MASK).bit_length() - 1
+            assert Op.WRITE ^ Op.WRITE_MASK == 1 << mask_bit
+            is_mask = op[mask_bit] if Op.WRITE_MASK >> mask_bit & 1 else ~op[mask_bit]
+            with state("W_LOOP"):
                 with m.If(left == 0):
                     header(Kind.ACK, "CLOSE")
+                with m.Elif(~is_mask):
+                    m.d.sync += [dw.eq(0), nb.eq(0)]
+                    fetch("W_BYTE")
                 with m.Elif(bit == 0):
                     fetch("M_BYTE")
                 with m.Else():
                     bus_op(0, "M_WR")
+            with state("W_BYTE"):
+                m.d.sync += [dw.word_select(nb[:wlanes], 8).eq(byte) if wlanes else dw[:8].eq(byte),
+                             nb.eq(nb + 1)]
+                with m.If(nb[:2] == (Const(1, 4) << lw) - 1):
+                    bus_op(1, "W_NEXT")
+                with m.Else():
+                    fetch("W_BYTE")
+            with state("W_NEXT"):
+                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), bit.eq(bit + 1)]
+                fsm.goto("W_LOOP")
             with state("M_BYTE"):
                 m.d.sync += mbyte.eq(byte)
                 bus_op(0, "M_WR")
             with state("M_WR"):
                 m.d.sync += dw[wb].eq(mbyte.bit_select(bit, 1))
-                bus_op(1, "M_NEXT")
-            with state("M_NEXT"):
-                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), bit.eq(bit + 1)]
-                fsm.goto("M_LOOP")
+                bus_op(1, "W_NEXT")
 
             # -- RESET: flags in mbyte; hdr addresses CONTROL 0, then COUNTER 0 ------------
             with state("RS_0"):
@@ -695,20 +691,20 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [frame_open.eq(1), flen.eq(2)]
                     header(Kind.SPIKES, "EMIT_REC", length=2)
                 with m.Else():
-                    m.d.sync += [flen.eq(flen + rs), k.eq(0), bpos.eq(0)]
+                    m.d.sync += [flen.eq(flen + rs), k.eq(0)]
                     m.d.sync += [dw.eq(Mux(bm_now, BITMAP_TAG, cnt)), nb.eq(2)]
                     fsm.call("EMITW", "SP_OUT")
                     with m.If(bm_now):
                         m.d.sync += fsm.ret.eq(fsm.id("BM_R"))
             with state("BM_R"):          # emit a bitmap byte and clear it
-                with m.If(bpos == nbN):
+                with m.If(k == nbN):
                     fsm.goto("STEP")
                 with m.Elif(aux_free):
-                    aux_read(at("map", bpos))
+                    aux_read(at("map", k))
                     fsm.goto("BM_W")
             with state("BM_W"):
-                aux_write(at("map", bpos), 0)
-                m.d.sync += bpos.eq(bpos + 1)
+                aux_write(at("map", k), 0)
+                m.d.sync += k.eq(k + 1)
                 emit_word(aux_data[:8], 1, "BM_R")
             with state("SP_OUT"):        # emit a list entry and clear its bitmap byte
                 with m.If(k == cnt):
