@@ -60,7 +60,18 @@ def build_model(cfg: CoreConfig, learn: bool, seed: int = 1) -> CoreModel:
     return md
 
 
-def measure(cfg, rate, learn, steps, warmup, seed=1, dual_port=False):
+#: Core options of each kind of synapse RAM.  "double-pumped" is the iCEBreaker's
+#: SPRAM at twice the core clock (neurocorex.hdl.spram): dual-port cycles,
+#: checked equal in tests/test_spram.py, and no unit input registers
+#: (boards/top.py make_design).
+RAM_CORE_OPTIONS = {
+    "single": {},
+    "dual": {"dual_port": True},
+    "double-pumped": {"dual_port": True, "register_unit_inputs": False},
+}
+
+
+def measure(cfg, rate, learn, steps, warmup, seed=1, ram="single"):
     md = build_model(cfg, learn, seed)
     rng = np.random.default_rng(seed + 100)
     inputs = rng.random((warmup + steps, cfg.inputs)) < rate
@@ -68,7 +79,7 @@ def measure(cfg, rate, learn, steps, warmup, seed=1, dual_port=False):
     md.run(warmup, inputs[:warmup])
     ref = copy.deepcopy(md)
     want = [np.flatnonzero(ref.step(x)).tolist() for x in inputs[warmup:]]
-    core = Core(cfg, dual_port=dual_port)
+    core = Core(cfg, **RAM_CORE_OPTIONS[ram])
     preload(core, md)
     out = run_bench(core, inputs[warmup:])
     if out["spikes"] != want:
@@ -100,20 +111,23 @@ def main(argv=None):
     p.add_argument("--rates", default="0.01,0.05,0.2", help="input spike probabilities per step")
     p.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
     p.add_argument("--warmup", type=int, default=20, help="model steps before measuring")
-    p.add_argument("--dual-port", action="store_true",
-                   help="dual-port synapse banks (ECP5 block RAM) instead of single-port SPRAM")
+    p.add_argument("--ram", choices=sorted(RAM_CORE_OPTIONS), default="single",
+                   help="synapse bank RAM: single-port SPRAM, dual-port (ECP5 block RAM) or "
+                        "SPRAM double-pumped (iCEBreaker); default single")
+    p.add_argument("--dual-port", dest="ram", action="store_const", const="dual",
+                   help="the same as --ram dual")
     args = p.parse_args(argv)
     cfg = CoreConfig(args.neurons, args.inputs)
     geo = Geometry(cfg)
     print(f"core N={cfg.neurons} M={cfg.inputs} weight_bits={cfg.weight_bits}; {geo}; "
           f"memory-port limit {geo.posts} synapses/clock; "
-          f"{'dual' if args.dual_port else 'single'}-port banks; clock {args.clock_mhz:g} MHz")
+          f"{args.ram} synapse RAM; clock {args.clock_mhz:g} MHz")
     print(f"{'rate':>5} {'stdp':>4} {'in%':>5} {'out%':>5} {'cycles/step':>11} {'core':>7} "
           f"{'ev/clk':>7} {'ratio':>6} {'steps/s':>9}")
     for rate in (float(x) for x in args.rates.split(",")):
         for learn in (False, True):
             t0 = time.time()
-            r = measure(cfg, rate, learn, args.steps, args.warmup, dual_port=args.dual_port)
+            r = measure(cfg, rate, learn, args.steps, args.warmup, ram=args.ram)
             sps = args.clock_mhz * 1e6 / r["cycles"]
             print(f"{rate:5.2f} {'on' if learn else 'off':>4} {100 * r['input_rate']:5.1f} "
                   f"{100 * r['neuron_rate']:5.1f} {r['cycles']:11.0f} {r['step_cycles']:7.0f} "

@@ -78,10 +78,18 @@ def bench_core(quick, rows):
     return out
 
 
-def bench_boards(rows):
+def _board_ram(board):
+    """The core_cycles RAM kind of a board's synapse banks."""
+    if board.double_pump:
+        return "double-pumped"
+    return "dual" if board.dual_port else "single"
+
+
+def bench_boards(rows, quick):
     out = {}
-    cyc = {learn: r["cycles"] for (rate, learn), r in rows.items() if rate == 0.05}
     from .boards.targets import BOARDS
+    from .formats import CoreConfig
+    mod = _script("core_cycles")
     found = False
     for rep_path in sorted((_ROOT / "build").glob("*/report.json")):
         b = rep_path.parent.name
@@ -94,16 +102,23 @@ def bench_boards(rows):
         out[f"{b}_inputs"] = rep.get("inputs")
         out[f"{b}_clock_mhz"] = clock
         out[f"{b}_fmax_mhz"] = rep["fmax_mhz"]
-        single_port = not BOARDS[b].dual_port     # the core section measured single-port banks
-        for learn, c in cyc.items():
-            if single_port and rep.get("neurons") == 256 and rep.get("inputs") == 256:
-                out[f"{b}_steps_per_s_5pct_stdp_{'on' if learn else 'off'}"] = round(clock * 1e6 / c)
+        ram = _board_ram(BOARDS[b])
+        out[f"{b}_synapse_ram"] = ram
+        cfg = CoreConfig(int(rep["neurons"]), int(rep["inputs"]))
+        for learn in (False, True):
+            if ram == "single" and (cfg.neurons, cfg.inputs) == (256, 256):
+                cycles = rows[(0.05, learn)]["cycles"]        # measured in the core section
+            else:
+                cycles = mod.measure(cfg, 0.05, learn, steps=4 if quick else 6, warmup=20,
+                                     ram=ram)["cycles"]
+            tag = f"5pct_stdp_{'on' if learn else 'off'}"
+            out[f"{b}_cycles_per_step_{tag}"] = round(cycles)
+            out[f"{b}_steps_per_s_{tag}"] = round(clock * 1e6 / cycles)
     if not found:
         out["skipped"] = "no board build found; run `make bitstream BOARD=icebreaker` first"
     else:
-        out["note"] = ("steps/s = clock / cycles per step at 5 % activity (core section, "
-                       "single-port banks); other boards are listed without steps/s "
-                       "(docs/boards.md has theirs)")
+        out["note"] = ("steps/s = the build's clock / cycles per step at 5 % activity, measured "
+                       "cycle-accurately with the board's N, M and synapse RAM")
     return out
 
 
@@ -142,7 +157,7 @@ def run_bench(sections=SECTIONS, quick=False, out=print) -> dict:
             if name in ("core", "boards") and rows is None:
                 rows = _core_rows(quick)
             res = {"model": lambda: bench_model(quick), "core": lambda: bench_core(quick, rows),
-                   "boards": lambda: bench_boards(rows), "rtl": bench_rtl,
+                   "boards": lambda: bench_boards(rows, quick), "rtl": bench_rtl,
                    "uart": bench_uart}[name]()
         except NeuroCoreXError:
             raise
