@@ -102,7 +102,13 @@ class Deframer(wiring.Component):
         overrun = Signal()
         op = Signal(8)
         seq = Signal(8)
-        last = Signal(32)          # last four decoded bytes, newest in the low byte
+        # The length field opens the trailer: a byte at index i is its low byte
+        # if the frame ends TRAILER_BYTES bytes later, so it must then equal
+        # i (the body length is count - TRAILER_BYTES); the high byte, one
+        # later, must equal (i - 1) >> 8.  Each byte's two answers are delayed
+        # until the END shows which byte was which (bits, not the bytes).
+        len_lo = Signal(TRAILER_BYTES)         # newest in bit 0
+        len_hi = Signal(TRAILER_BYTES - 1)
 
         b = self.inp.payload.data
         dec = Signal(8)            # decoded byte
@@ -131,7 +137,9 @@ class Deframer(wiring.Component):
         full = Signal()
         m.d.comb += [wptr.eq(fs + count), full.eq((wptr - self.tail)[rb])]
         with m.If(dec_en):
-            m.d.sync += [crc.eq(crc16_next(crc, dec)), last.eq(Cat(dec, last[:24]))]
+            m.d.sync += [crc.eq(crc16_next(crc, dec)),
+                         len_lo.eq(Cat(dec == count[:8], len_lo)),
+                         len_hi.eq(Cat(dec == (count - 1)[8:16], len_hi))]
             with m.If(count <= mf):
                 m.d.sync += count.eq(count + 1)
             with m.If(count == 0):
@@ -146,7 +154,7 @@ class Deframer(wiring.Component):
 
         # the verdict of the frame an END closes, in the protocol's order
         status = Signal(3)
-        length_field = Cat(last[24:32], last[16:24])
+        length_ok = len_lo[-1] & len_hi[-1]
         with m.If(overrun):
             m.d.comb += status.eq(Err.OVERRUN)
         with m.Elif(bad | esc):
@@ -157,7 +165,7 @@ class Deframer(wiring.Component):
             m.d.comb += status.eq(Err.LENGTH)
         with m.Elif(crc != 0):
             m.d.comb += status.eq(Err.CRC)
-        with m.Elif(length_field != count - TRAILER_BYTES):
+        with m.Elif(~length_ok):
             m.d.comb += status.eq(Err.LENGTH)
         with m.Else():
             m.d.comb += status.eq(Err.OK)
