@@ -43,9 +43,11 @@ class CoreDriver:
         self._rng = random.Random(seed)
         self.cycles = 0        # advanced by the background clock counter
 
-    def add_to(self, sim: Simulator):
-        """Add the clock, and a background cycle counter, to ``sim``."""
-        sim.add_clock(1e-6)
+    def add_to(self, sim: Simulator, *, clock: bool = True):
+        """Add the clock (unless ``sim`` has its clocks already), and a background
+        cycle counter, to ``sim``."""
+        if clock:
+            sim.add_clock(1e-6)
 
         async def count(ctx):
             async for _ in ctx.tick():
@@ -97,11 +99,15 @@ class CoreDriver:
         return out
 
 
-def run_case(case: Case, *, core=None, readback: bool = True, vcd: str | None = None) -> dict:
+def run_case(case: Case, *, core=None, readback: bool = True, vcd: str | None = None,
+             simulator=None) -> dict:
     """Run ``case`` on the gateware core in Amaranth's simulator.
 
     Returns ``{"spikes", "reads", "final", "cycles"}``; ``cycles`` has the
     clock cycles of every step, from its first input event to its end marker.
+    ``simulator(core)``, if given, builds the simulator with its clocks (e.g.
+    for synapse banks in a second, faster clock domain); by default the core
+    gets one clock.
     """
     from ..hdl.core import Core
     core = Core(case.config) if core is None else core
@@ -124,8 +130,8 @@ def run_case(case: Case, *, core=None, readback: bool = True, vcd: str | None = 
             for a in readback_addresses(case.config):
                 result["final"][a] = await drv.read(ctx, a)
 
-    sim = Simulator(core)
-    drv.add_to(sim)
+    sim = Simulator(core) if simulator is None else simulator(core)
+    drv.add_to(sim, clock=simulator is None)
     sim.add_testbench(bench)
     if vcd:
         with sim.write_vcd(vcd):

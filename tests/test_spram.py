@@ -15,8 +15,8 @@ from amaranth.sim import Simulator
 from neurocorex.hdl.core import Core
 from neurocorex.hdl.spram import FAST_DOMAIN, SCHEDULES, DoublePumpedRAM, double_pumped_banks
 from neurocorex.regmap import index_bits
-from neurocorex.sim.amaranth_core import CoreDriver, run_case
-from neurocorex.sim.testnets import random_case, readback_addresses, reference
+from neurocorex.sim.amaranth_core import run_case
+from neurocorex.sim.testnets import random_case, reference
 
 PERIOD = 1e-6
 
@@ -175,37 +175,6 @@ def test_wrapper_maps_to_one_spram(tmp_path, schedule):
 
 # --- the whole core with double-pumped banks --------------------------------------------
 
-def _run_core(case, core):
-    """:func:`run_case` for a core whose banks need the 2x domain."""
-    drv = CoreDriver(core, spike_ready=case.spike_ready)
-    result = {"spikes": [], "reads": [], "final": {}, "cycles": []}
-
-    async def count(ctx):
-        async for _ in ctx.tick():
-            drv.cycles += 1
-
-    async def bench(ctx):
-        for addr, data in case.image:
-            await drv.write(ctx, addr, data)
-        for op in case.ops:
-            if op[0] == "step":
-                start = drv.cycles
-                result["spikes"].append(await drv.step(ctx, op[1]))
-                result["cycles"].append(drv.cycles - start)
-            elif op[0] == "write":
-                await drv.write(ctx, op[1], op[2])
-            elif op[0] == "read":
-                result["reads"].append(await drv.read(ctx, op[1]))
-        for a in readback_addresses(case.config):
-            result["final"][a] = await drv.read(ctx, a)
-
-    sim = _simulator(core)
-    sim.add_testbench(count, background=True)
-    sim.add_testbench(bench)
-    sim.run()
-    return result
-
-
 def _compare(case, got, want):
     for t, (w, g) in enumerate(zip(want["spikes"], got["spikes"])):
         assert g == w, f"{case.name}: spikes differ in step {t}"
@@ -223,7 +192,7 @@ def _check_core(seed, schedule="middle", **kw):
     # as the iCEBreaker builds it (boards/top.py make_design): no unit input registers
     core = Core(case.config, dual_port=True, bank_memory=double_pumped_banks(schedule=schedule),
                 register_unit_inputs=False)
-    got = _run_core(case, core)
+    got = run_case(case, core=core, simulator=_simulator)
     _compare(case, got, want)
     # the same clocks per step as the core with true dual-port banks
     dual = run_case(case, core=Core(case.config, dual_port=True, register_unit_inputs=False),
