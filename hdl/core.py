@@ -21,7 +21,6 @@ from amaranth.back import rtlil
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, MemoryData
-from amaranth.lib.wiring import In, Out
 
 from ..formats import (CoreConfig, NEURON_PARAMS, NEURON_STATE, STDP_FIELDS, GLOBAL_FIELDS,
                        TRACE_BITS, V_BITS, DECAY_ONE, signed_range)
@@ -29,8 +28,7 @@ from ..errors import RangeError
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
 from .divider import ConstDivider
 from .geometry import Geometry
-from .layouts import (bus_request_signature, bus_response_signature, event_signature,
-                      spike_signature)
+from .layouts import core_ports
 from .neuron import NeuronUnit, TraceUnit, StepParams
 from .synapse import synapse_update
 
@@ -158,12 +156,7 @@ class Core(wiring.Component):
         self.geometry = geo = Geometry(config, banks=banks)
         self.synapse_attrs = dict(synapse_attrs or {})
         n, m = config.neurons, config.inputs
-        super().__init__({
-            "bus": In(bus_request_signature(config)),
-            "bus_resp": Out(bus_response_signature(config)),
-            "events": In(event_signature(config)),
-            "spikes": Out(spike_signature(config)),
-        })
+        super().__init__(core_ports(config))
         # Memory contents live in MemoryData objects created here, so that a
         # simulation can preload them (see neurocorex.sim.amaranth_core).
         md = self.mem = {}

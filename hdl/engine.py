@@ -23,7 +23,8 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         BITMAP_TAG, check_config)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
 from .framing import Verdict, TxItem, ring_bits
-from .layouts import bus_request_layout, bus_response_layout, event_layout, spike_layout
+from .layouts import (bus_request_layout, bus_response_layout, event_layout, spike_layout,
+                      core_master_ports)
 
 __all__ = ["CommandEngine", "bus_layouts", "index_width", "aux_layout"]
 
@@ -133,19 +134,15 @@ class CommandEngine(wiring.Component):
         self.config = config
         self.max_frame = max_frame
         self.caps = bytes(caps)
-        lay = bus_layouts(config)
         super().__init__({
             "verdict": In(stream.Signature(Verdict)),
             "judged": In(stream.Signature(3, always_ready=True)),
             "dropped": In(1),
-            "rd_addr": Out(1 << ring_bits(max_frame)),
+            "rd_addr": Out(ring_bits(max_frame)),
             "rd_data": In(8),
             "tail": Out(ring_bits(max_frame) + 1),
             "tx": Out(stream.Signature(TxItem)),
-            "bus": Out(stream.Signature(lay["bus"])),
-            "bus_resp": In(stream.Signature(lay["bus_resp"])),
-            "events": Out(stream.Signature(lay["events"])),
-            "spikes": In(stream.Signature(lay["spikes"])),
+            **core_master_ports(config),
             "error": Out(1),
         })
 

@@ -7,13 +7,14 @@ the core, the link's command engine and the RTL test harnesses import them.
 from __future__ import annotations
 
 from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
 
 from ..formats import CoreConfig
 from ..regmap import DATA_BITS, addr_bits
 
 __all__ = ["bus_request_layout", "bus_response_layout", "event_layout", "spike_layout",
            "bus_request_signature", "bus_response_signature", "event_signature",
-           "spike_signature"]
+           "spike_signature", "core_ports", "core_master_ports"]
 
 
 def bus_request_layout(config: CoreConfig) -> data.StructLayout:
@@ -60,3 +61,18 @@ def event_signature(config: CoreConfig) -> stream.Signature:
 
 def spike_signature(config: CoreConfig) -> stream.Signature:
     return stream.Signature(spike_layout(config))
+
+
+def core_ports(config: CoreConfig) -> dict:
+    """The core's stream members as the core sees them (``wiring`` members)."""
+    return {
+        "bus": In(bus_request_signature(config)),
+        "bus_resp": Out(bus_response_signature(config)),
+        "events": In(event_signature(config)),
+        "spikes": Out(spike_signature(config)),
+    }
+
+
+def core_master_ports(config: CoreConfig) -> dict:
+    """The same members seen from the side that drives the core (the link)."""
+    return {name: member.flip() for name, member in core_ports(config).items()}

@@ -13,6 +13,7 @@ from ..formats import CoreConfig
 from ..protocol import MAX_FRAME, caps_payload, check_config
 from .engine import CommandEngine, bus_layouts
 from .framing import Deframer, Framer
+from .layouts import core_master_ports
 from .uart import RxByte, UARTRx, UARTTx, divisor_for
 
 __all__ = ["LinkCore", "NeuroCoreTop", "connect_stream"]
@@ -43,14 +44,10 @@ class LinkCore(wiring.Component):
         self.config = config
         self.caps = caps
         self.max_frame = max_frame
-        lay = bus_layouts(config)
         super().__init__({
             "rx": In(stream.Signature(RxByte, always_ready=True)),
             "tx": Out(stream.Signature(8)),
-            "bus": Out(stream.Signature(lay["bus"])),
-            "bus_resp": In(stream.Signature(lay["bus_resp"])),
-            "events": Out(stream.Signature(lay["events"])),
-            "spikes": In(stream.Signature(lay["spikes"])),
+            **core_master_ports(config),
             "error": Out(1),
         })
 
