@@ -73,7 +73,7 @@ class Deframer(wiring.Component):
             "verdict": Out(stream.Signature(Verdict)),
             "judged": Out(stream.Signature(3, always_ready=True)),
             "dropped": Out(1),
-            "rd_addr": In(1 << ring_bits(max_frame)),
+            "rd_addr": In(ring_bits(max_frame)),
             "rd_data": Out(8),
             "tail": In(ring_bits(max_frame) + 1),
         })
