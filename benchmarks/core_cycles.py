@@ -29,6 +29,7 @@ import numpy as np
 from neurocorex.formats import CoreConfig, DECAY_ONE
 from neurocorex.hdl.core import Core
 from neurocorex.hdl.geometry import Geometry
+from neurocorex.hdl.spram import DOUBLE_PUMPED_CORE
 from neurocorex.sim.amaranth_core import preload, run_bench
 from neurocorex.sim.model import CoreModel
 
@@ -62,12 +63,11 @@ def build_model(cfg: CoreConfig, learn: bool, seed: int = 1) -> CoreModel:
 
 #: Core options of each kind of synapse RAM.  "double-pumped" is the iCEBreaker's
 #: SPRAM at twice the core clock (neurocorex.hdl.spram): dual-port cycles,
-#: checked equal in tests/test_spram.py, and no unit input registers
-#: (boards/top.py make_design).
+#: checked equal in tests/test_spram.py.
 RAM_CORE_OPTIONS = {
     "single": {},
     "dual": {"dual_port": True},
-    "double-pumped": {"dual_port": True, "register_unit_inputs": False},
+    "double-pumped": DOUBLE_PUMPED_CORE,
 }
 
 

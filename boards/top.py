@@ -46,9 +46,9 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
                               "checkout; build the flow-check design with --stand-in") from None
     from ..hdl.core import Core
     if double_pump:
-        from ..hdl.spram import double_pumped_banks
-        core = Core(config, dual_port=True, bank_memory=double_pumped_banks(schedule=pump_schedule),
-                    register_unit_inputs=False)
+        from ..hdl.spram import DOUBLE_PUMPED_CORE, double_pumped_banks
+        core = Core(config, bank_memory=double_pumped_banks(schedule=pump_schedule),
+                    **DOUBLE_PUMPED_CORE)
     else:
         core = Core(config, dual_port=dual_port,
                     synapse_attrs={"ram_style": "huge"} if spram else None)

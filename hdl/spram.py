@@ -45,10 +45,17 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, MemoryData, ReadPort, WritePort
 from amaranth.lib.wiring import Out
 
-__all__ = ["DoublePumpedRAM", "double_pumped_banks", "FAST_DOMAIN", "SCHEDULES"]
+__all__ = ["DoublePumpedRAM", "double_pumped_banks", "DOUBLE_PUMPED_CORE", "FAST_DOMAIN", "SCHEDULES"]
 
 #: default name of the clock domain at twice the core clock
 FAST_DOMAIN = "sync2x"
+
+#: Core options that go with double-pumped banks (the iCEBreaker's): dual-port
+#: cycles, and no unit input registers (those serve ECP5 block RAM timing and
+#: cost about 200 logic cells on the iCE40).  The board top uses
+#: ``Core(config, bank_memory=double_pumped_banks(), **DOUBLE_PUMPED_CORE)``;
+#: the cycle benchmark uses the same options with plain dual-port memories.
+DOUBLE_PUMPED_CORE = {"dual_port": True, "register_unit_inputs": False}
 
 #: where in the core cycle the RAM reads (see :class:`DoublePumpedRAM`)
 SCHEDULES = ("middle", "edge")

@@ -13,7 +13,8 @@ from amaranth.lib.memory import MemoryData
 from amaranth.sim import Simulator
 
 from neurocorex.hdl.core import Core
-from neurocorex.hdl.spram import FAST_DOMAIN, SCHEDULES, DoublePumpedRAM, double_pumped_banks
+from neurocorex.hdl.spram import (DOUBLE_PUMPED_CORE, FAST_DOMAIN, SCHEDULES, DoublePumpedRAM,
+                                  double_pumped_banks)
 from neurocorex.regmap import index_bits
 from neurocorex.sim.amaranth_core import run_case
 from neurocorex.sim.testnets import random_case, reference
@@ -189,14 +190,12 @@ def _compare(case, got, want):
 def _check_core(seed, schedule="middle", **kw):
     case = random_case(seed, **kw)
     want = reference(case)
-    # as the iCEBreaker builds it (boards/top.py make_design): no unit input registers
-    core = Core(case.config, dual_port=True, bank_memory=double_pumped_banks(schedule=schedule),
-                register_unit_inputs=False)
+    # as the iCEBreaker builds it (boards/top.py make_design)
+    core = Core(case.config, bank_memory=double_pumped_banks(schedule=schedule), **DOUBLE_PUMPED_CORE)
     got = run_case(case, core=core, simulator=_simulator)
     _compare(case, got, want)
     # the same clocks per step as the core with true dual-port banks
-    dual = run_case(case, core=Core(case.config, dual_port=True, register_unit_inputs=False),
-                    readback=False)
+    dual = run_case(case, core=Core(case.config, **DOUBLE_PUMPED_CORE), readback=False)
     assert got["cycles"] == dual["cycles"]
     return case, want
 
