@@ -341,7 +341,14 @@ class Core(wiring.Component):
         c = Signal(range(max(C, geo.row_groups) + 1))   # words issued in this row/column
         col_g = Signal(range(geo.groups))         # group of the column in flight
         col_mask = Signal(L)                      # its spiking posts
-        col_off = [Signal(range(geo.depth + 1), name=f"col_off{b}") for b in range(B)]
+        # column offset of each bank (zero outside the potentiation phase)
+        col_off = [Signal(range(B * C), name=f"col_off{b}") for b in range(B)]
+        # each bank's read address is a register kept equal to base + col_off[b]
+        # (and its write address one computed a clock early), so that the RAM
+        # address pins are driven by flip-flops: the double-pumped banks sample
+        # the read address half a core period after the core edge
+        raddr = [Signal(range(geo.depth + 1), name=f"raddr{b}") for b in range(B)]
+        waddr = [Signal(range(geo.depth + 1), name=f"waddr{b}") for b in range(B)]
         t = Signal(range(T + 1))               # neuron pass / clear counter
         nv1 = Signal()                         # neuron memory data valid
         kv1 = Signal()                         # axon memory data valid
@@ -353,11 +360,13 @@ class Core(wiring.Component):
         last_k = Signal(range(max(M, 1)))
 
         # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
-        # cycle x: issue a read of one word per bank (and of the accumulators and
-        # d, or of q); x+1: register the raw words; x+2: update them and add the
-        # old weights into the accumulators; x+3: write the words back if any
-        # changed.  Every decision comes from registers, so the memory outputs
-        # only drive registers and the update logic sits between two registers.
+        # cycle x: issue a read of one word per bank (and of d, or of q); x+1:
+        # register the raw words, read the accumulators; x+2: update the words
+        # and add the old weights into the accumulators; x+3: write the words
+        # back if any changed.  Every decision comes from registers, so the
+        # memory outputs only drive registers and the update logic sits between
+        # two registers (the accumulators are read a clock late so that their
+        # RAM's output register is the stage register).
         # With one port per bank a cycle either writes (the word read at x-3) or
         # reads, which gives R R R W W W when every word changes and one read per
         # clock when none does.
@@ -367,10 +376,9 @@ class Core(wiring.Component):
         iss_c = Signal(range(max(C, 2)))
         v0, v1, v2 = Signal(), Signal(), Signal()
         rot0, rot1, rot2 = Signal(range(B)), Signal(range(B)), Signal(range(B))
-        addr0, addr1, addr2 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(3))
+        addr0, addr1 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(2))
         c0, c1 = Signal.like(iss_c), Signal.like(iss_c)
         raw1 = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
-        acc1 = Signal(P * AW)
         amt1 = [Signal(TRACE_BITS, name=f"amt1_{k}") for k in range(P)]   # per rotated lane
         words2 = [Signal(geo.width, name=f"words2_{b}") for b in range(B)]
         changed2 = Signal()
@@ -381,8 +389,7 @@ class Core(wiring.Component):
         with m.If(iss):
             m.d.sync += [rot0.eq(rot), addr0.eq(iss_addr), c0.eq(iss_c)]
         with m.If(v0):
-            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0),
-                         acc1.eq(Cat(*[rp.data for rp, wp in acc]))]
+            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0)]
             m.d.sync += [raw1[b].eq(s_rdata[b]) for b in range(B)]
             # amounts in the rotated order of the access (position e = bank
             # (rot + e) mod B): rows take d of post L*e + l, columns q of row e
@@ -391,8 +398,8 @@ class Core(wiring.Component):
                 d_mem, d_byte = _amt_d_place(k, B)
                 d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
                 m.d.sync += amt1[k].eq(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
-        with m.If(iss):
-            m.d.comb += acc_addr.eq(iss_c)
+        with m.If(v0):
+            m.d.comb += acc_addr.eq(c0)
 
         # stage 2: rotate the bank words into the order of the access (posts
         # P*c ... P*c+P-1 for a row, source rows B*kk ... B*kk+B-1 for a column),
@@ -412,14 +419,14 @@ class Core(wiring.Component):
             new_words.append(Cat(*lanes_new))
         with m.If(v1):
             m.d.sync += [words2[e].eq(new_words[e]) for e in range(B)]
-            m.d.sync += [addr2.eq(addr1), rot2.eq(rot1), changed2.eq(Cat(*changed).any())]
+            m.d.sync += [rot2.eq(rot1), changed2.eq(Cat(*changed).any())]
+            m.d.sync += [waddr[b].eq(addr1 + col_off[b]) for b in range(B)]
 
         # rows: add the old weights (post order) into the accumulators
         post_w = [post_words[e][l * SB:l * SB + WB].as_signed() for e in range(B) for l in range(L)]
         with m.If(v1 & ~col_mode):
             m.d.comb += [acc_waddr.eq(c1), acc_wen.eq(1)]
-            m.d.comb += [acc_wdata[k].eq(acc1[k * AW:(k + 1) * AW].as_signed() + post_w[k])
-                         for k in range(P)]
+            m.d.comb += [acc_wdata[k].eq(acc[k][0].data + post_w[k]) for k in range(P)]
 
         # stage 3: write back
         wr = Signal()
@@ -430,21 +437,27 @@ class Core(wiring.Component):
                 m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(bank_words[b])]
         can_issue = Const(1) if self.dual_port else ~wr
 
-        # bank addresses: the word of the access plus the bank's column offset
-        # (zero outside the potentiation phase); the bus uses iss_addr too.
-        # Single port: one address, read whenever not writing.
-        # The word read is always the register base (the row's next word, the
-        # column's next row group, or the bus word): no logic before the adders.
+        # bank addresses: the read address raddr[b] = base + col_off[b] (the
+        # row's next word, the column's next row group, or the bus word), the
+        # write address waddr[b] (the word read three clocks earlier, or the
+        # bus word).  Single port: one address, read whenever not writing.
         m.d.comb += iss_addr.eq(base)
-        a_sel = Signal.like(iss_addr)
-        m.d.comb += a_sel.eq(Mux(wr, addr2, iss_addr))
         for b, (rp, wp) in enumerate(syn):
-            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b]),
-                         wp.addr.eq(a_sel + col_off[b])]
+            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b])]
             if self.dual_port:
-                m.d.comb += [rp.addr.eq(iss_addr + col_off[b]), rp.en.eq(1)]
+                m.d.comb += [rp.addr.eq(raddr[b]), wp.addr.eq(waddr[b]), rp.en.eq(1)]
             else:
-                m.d.comb += [rp.addr.eq(a_sel + col_off[b]), rp.en.eq(s_wen[b] == 0)]
+                # (the bus writes when waddr = raddr)
+                a_sel = Signal.like(raddr[b], name=f"a_sel{b}")
+                m.d.comb += [a_sel.eq(Mux(wr, waddr[b], raddr[b])), rp.addr.eq(a_sel),
+                             wp.addr.eq(a_sel), rp.en.eq(s_wen[b] == 0)]
+        with m.If(iss):
+            m.d.sync += [raddr[b].eq(raddr[b] + Mux(col_mode, B * C, 1)) for b in range(B)]
+
+        def load_base(value, offsets=None):
+            # base and the bank addresses that follow it
+            m.d.sync += base.eq(value)
+            m.d.sync += [raddr[b].eq(value + (offsets[b] if offsets else 0)) for b in range(B)]
 
         # ---- default port controls ----------------------------------------------------------------
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, slist] + amt + acc:
@@ -550,7 +563,8 @@ class Core(wiring.Component):
                         m.d.sync += t.eq(Mux(region == Region.INPUT_TRACE, index, b_rem))
                     else:
                         m.d.sync += t.eq(b_rem)
-                    m.d.sync += base.eq(b_saddr)
+                    load_base(b_saddr)
+                    m.d.sync += [w.eq(b_saddr) for w in waddr]
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
@@ -749,7 +763,8 @@ class Core(wiring.Component):
                         m.d.comb += row.eq(Mux(li >= N, geo.n_pad + slist[0].data, slist[0].data))
                     else:
                         m.d.comb += row.eq(slist[0].data)
-                    m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
+                    load_base(row * C)
+                    m.d.sync += [rot.eq(row[:bb] if bb else 0), c.eq(0),
                                  li.eq(li_next)]
                     list_read(li_next)
                     m.next = "R_RUN"
@@ -773,14 +788,16 @@ class Core(wiring.Component):
                     m.d.comb += [iss.eq(1), iss_c.eq(c)]
                     m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
                     m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
-                    if C >= 3:
-                        # the next row starts right after this one's last word (its
-                        # first accumulator update has landed by then)
+                    if C >= 2:
+                        # the next row starts right after this one's last word: its
+                        # word k reads the accumulators C clocks after this row's
+                        # word k did, and this row's update of them (written the
+                        # clock after that read) has landed by then
                         with m.If((c == C - 1) & (li != rows_end)):
                             next_row()
                 with m.Elif(c == C):
-                    # a short row would read an accumulator before its update lands
-                    with m.If(drained | (li != rows_end) if C >= 2 else drained):
+                    # one-word rows start one clock apart; the pass waits for the pipeline
+                    with m.If(drained | (li != rows_end)):
                         next_row()
 
             with m.State("PASS"):
@@ -855,9 +872,10 @@ class Core(wiring.Component):
                     m.next = "C_SETUP"
 
             with m.State("C_SETUP"):
-                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), base.eq(0), c.eq(0), col_mode.eq(1)]
-                for b in range(B):
-                    m.d.sync += col_off[b].eq(((b - col_g)[:bb] if bb else 0) * C + (col_g >> bb))
+                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), c.eq(0), col_mode.eq(1)]
+                offsets = [((b - col_g)[:bb] if bb else 0) * C + (col_g >> bb) for b in range(B)]
+                m.d.sync += [col_off[b].eq(offsets[b]) for b in range(B)]
+                load_base(0, offsets)
                 m.next = "C_RUN"
 
             with m.State("C_RUN"):
