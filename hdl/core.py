@@ -36,6 +36,7 @@ __all__ = ["Core"]
 
 _PARAM = {f.name: k for k, f in enumerate(NEURON_PARAMS)}
 _STATE = {f.name: k for k, f in enumerate(NEURON_STATE)}
+_CHAIN = [c for c in Counter if c != Counter.LAST_STEP_CYCLES]   # counters kept in a RAM
 _W16 = ("threshold", "v_reset", "v_rest", "alpha_v", "alpha_i")   # 16-bit parameter memories
 
 
@@ -180,6 +181,8 @@ class Core(wiring.Component):
             md[f"amt{e}"] = MemoryData(shape=unsigned(geo.lanes * TRACE_BITS),
                                        depth=geo.row_groups + geo.cols, init=[])
         # spike list (entries 0..N-1) and input event list (entries N..N+M-1) share a RAM
+        # the step counters but LAST_STEP_CYCLES (a register), in Counter order
+        md["counters"] = MemoryData(shape=unsigned(DATA_BITS), depth=len(_CHAIN), init=[])
         md["slist"] = MemoryData(shape=unsigned(_bits(max(n, m))), depth=n + m, init=[])
         if m:
             # lanes: input trace, "axon k spiked in the step being collected"
@@ -268,14 +271,20 @@ class Core(wiring.Component):
         m.d.comb += [getattr(sp, k).eq(regs[k]) for k in
                      ("w_shift", "a_plus", "a_minus", "alpha_pre", "alpha_post", "jump_pre",
                       "jump_post")]
-        # The counters share one adder: after a step (and for a bus read) they
-        # rotate through it, one per clock (state CNT).  LAST_STEP_CYCLES is
-        # step_cyc itself, which holds its value until the next step starts.
-        chain_ids = [c for c in Counter if c != Counter.LAST_STEP_CYCLES]
-        chain = [Signal(DATA_BITS, name=f"cnt_{c.name.lower()}") for c in chain_ids]
-        cph = Signal(range(len(chain)))   # rotation phase: chain[0] holds counter chain_ids[cph]
+        # The counters live in a RAM and share one adder: after a step (and for
+        # a bus read) state CNT reads each in turn and writes it back a clock
+        # later, plus the step's amount (or zero to clear them).
+        # LAST_STEP_CYCLES is step_cyc itself, which holds its value until the
+        # next step starts.
+        cnt_rd, cnt_wr = mem("counters")
+        cph = Signal(range(len(_CHAIN) + 1))   # counter whose read is issued
+        cph1 = Signal(range(len(_CHAIN)))      # counter on the read port
+        cv1 = Signal()                         # cph1 is valid
         cnt_upd = Signal()                # add the step's amounts (else: a bus read)
         cnt_zero = Signal()               # clear them (COUNTER write, CONTROL)
+
+        def enter_cnt(upd, zero):
+            m.d.sync += [cph.eq(0), cv1.eq(0), cnt_upd.eq(upd), cnt_zero.eq(zero)]
         n_r = Signal(range(N + 1), init=ri.get("pending_spikes", 0))   # rows of s(t-1)
         n_s = Signal(range(N + 1))        # spikes of this step
         n_k = Signal(range(M + 1))        # distinct input events collected
@@ -313,7 +322,8 @@ class Core(wiring.Component):
         m.d.comb += [b_bank.eq((b_row + b_g)[:bb] if bb else 0),
                      b_saddr.eq(b_row * C + (b_g >> bb)),
                      b_lane.eq(b_rem[:lb] if lb else 0)]
-        mapped = Signal()
+        mapped = Signal()                 # the address exists (decoded from b_addr)
+        mapped_r = Signal()               # the same, registered in B_DIV
         with m.Switch(region):
             with m.Case(Region.W_REC):
                 m.d.comb += mapped.eq(index < N * N)
@@ -557,6 +567,7 @@ class Core(wiring.Component):
 
             # -- bus access ------------------------------------------------------------------------
             with m.State("B_DIV"):
+                m.d.sync += mapped_r.eq(mapped)
                 with m.If(div.done):
                     # the neuron or axon of the access addresses the memories
                     if M:
@@ -569,7 +580,7 @@ class Core(wiring.Component):
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
                 m.next = "B_RESP"
-                with m.If(mapped):
+                with m.If(mapped_r):
                     with m.If(b_write):
                         m.d.sync += dirty.eq(1)
                     # memories read now (addresses loaded in B_DIV), data next cycle
@@ -629,13 +640,13 @@ class Core(wiring.Component):
                                         m.d.sync += rdata.eq(regs[f.name])
                         with m.Case(Region.COUNTER):
                             with m.If(b_write):
-                                m.d.sync += [cph.eq(0), cnt_upd.eq(0), cnt_zero.eq(1),
-                                             step_cyc.eq(0)]
+                                enter_cnt(0, 1)
+                                m.d.sync += step_cyc.eq(0)
                                 m.next = "CNT"
                             with m.Elif(index == Counter.LAST_STEP_CYCLES):
                                 m.d.sync += rdata.eq(step_cyc)
                             with m.Else():
-                                m.d.sync += [cph.eq(0), cnt_upd.eq(0), cnt_zero.eq(0)]
+                                enter_cnt(0, 0)
                                 m.next = "CNT"
                         with m.Case(Region.CONTROL):
                             with m.If(b_write):
@@ -688,8 +699,8 @@ class Core(wiring.Component):
                         m.d.comb += itrace[1].en.eq(0b01)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T - 1):
-                    m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0),
-                                 cph.eq(0), cnt_upd.eq(0), cnt_zero.eq(1)]
+                    m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0)]
+                    enter_cnt(0, 1)
                     m.next = "CNT"
             with m.State("B_RESP"):
                 m.d.comb += [self.bus_resp.valid.eq(1), self.bus_resp.payload.rdata.eq(rdata)]
@@ -907,28 +918,30 @@ class Core(wiring.Component):
             with m.State("O_END"):
                 m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.end.eq(1)]
                 with m.If(self.spikes.ready):
-                    m.d.sync += [cph.eq(0), cnt_upd.eq(1), cnt_zero.eq(0)]
+                    enter_cnt(1, 0)
                     m.next = "CNT"
 
             with m.State("CNT"):
-                # rotate the counters once through the adder: after a step add
-                # its amounts; for a bus read take the requested one on its way;
-                # to clear them shift in zeros
+                # read counter cph, write counter cph1 (read the clock before) back:
+                # plus the step's amount after a step, unchanged for a bus read
+                # (which takes it on its way), zero to clear
                 inc = Signal(DATA_BITS)
                 amounts = {Counter.STEPS: 1, Counter.SPIKES: n_s, Counter.INPUT_SPIKES: n_k,
                            Counter.SYN_EVENTS: n_rows * N, Counter.BUSY_CYCLES: step_cyc}
+                m.d.comb += cnt_rd.addr.eq(cph)
+                m.d.sync += [cph.eq(cph + 1), cph1.eq(cph), cv1.eq(cph < len(_CHAIN))]
                 with m.If(cnt_upd):
-                    with m.Switch(cph):
-                        for k, cid in enumerate(chain_ids):
+                    with m.Switch(cph1):
+                        for k, cid in enumerate(_CHAIN):
                             with m.Case(k):
                                 m.d.comb += inc.eq(amounts[cid])
                 with m.Elif(~cnt_zero):
-                    for k, cid in enumerate(chain_ids):
-                        with m.If((cph == k) & (index == cid)):
-                            m.d.sync += rdata.eq(chain[0])
-                m.d.sync += [chain[k].eq(chain[k + 1]) for k in range(len(chain) - 1)]
-                m.d.sync += [chain[-1].eq(Mux(cnt_zero, 0, chain[0] + inc)), cph.eq(cph + 1)]
-                with m.If(cph == len(chain) - 1):
+                    for k, cid in enumerate(_CHAIN):
+                        with m.If(cv1 & (cph1 == k) & (index == cid)):
+                            m.d.sync += rdata.eq(cnt_rd.data)
+                m.d.comb += [cnt_wr.addr.eq(cph1), cnt_wr.en.eq(cv1),
+                             cnt_wr.data.eq(Mux(cnt_zero, 0, cnt_rd.data + inc))]
+                with m.If(cv1 & (cph1 == len(_CHAIN) - 1)):
                     with m.If(cnt_upd):
                         m.d.sync += [n_r.eq(n_s), n_k.eq(0)]
                         m.next = "IDLE"
