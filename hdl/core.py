@@ -353,12 +353,6 @@ class Core(wiring.Component):
         col_mask = Signal(L)                      # its spiking posts
         # column offset of each bank (zero outside the potentiation phase)
         col_off = [Signal(range(B * C), name=f"col_off{b}") for b in range(B)]
-        # each bank's read address is a register kept equal to base + col_off[b]
-        # (and its write address one computed a clock early), so that the RAM
-        # address pins are driven by flip-flops: the double-pumped banks sample
-        # the read address half a core period after the core edge
-        raddr = [Signal(range(geo.depth + 1), name=f"raddr{b}") for b in range(B)]
-        waddr = [Signal(range(geo.depth + 1), name=f"waddr{b}") for b in range(B)]
         t = Signal(range(T + 1))               # neuron pass / clear counter
         nv1 = Signal()                         # neuron memory data valid
         kv1 = Signal()                         # axon memory data valid
@@ -386,7 +380,7 @@ class Core(wiring.Component):
         iss_c = Signal(range(max(C, 2)))
         v0, v1, v2 = Signal(), Signal(), Signal()
         rot0, rot1, rot2 = Signal(range(B)), Signal(range(B)), Signal(range(B))
-        addr0, addr1 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(2))
+        addr0, addr1, addr2 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(3))
         c0, c1 = Signal.like(iss_c), Signal.like(iss_c)
         raw1 = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
         amt1 = [Signal(TRACE_BITS, name=f"amt1_{k}") for k in range(P)]   # per rotated lane
@@ -429,8 +423,7 @@ class Core(wiring.Component):
             new_words.append(Cat(*lanes_new))
         with m.If(v1):
             m.d.sync += [words2[e].eq(new_words[e]) for e in range(B)]
-            m.d.sync += [rot2.eq(rot1), changed2.eq(Cat(*changed).any())]
-            m.d.sync += [waddr[b].eq(addr1 + col_off[b]) for b in range(B)]
+            m.d.sync += [addr2.eq(addr1), rot2.eq(rot1), changed2.eq(Cat(*changed).any())]
 
         # rows: add the old weights (post order) into the accumulators
         post_w = [post_words[e][l * SB:l * SB + WB].as_signed() for e in range(B) for l in range(L)]
@@ -447,27 +440,27 @@ class Core(wiring.Component):
                 m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(bank_words[b])]
         can_issue = Const(1) if self.dual_port else ~wr
 
-        # bank addresses: the read address raddr[b] = base + col_off[b] (the
-        # row's next word, the column's next row group, or the bus word), the
-        # write address waddr[b] (the word read three clocks earlier, or the
-        # bus word).  Single port: one address, read whenever not writing.
+        # bank addresses: the word of the access plus the bank's column offset
+        # (zero outside the potentiation phase).  The word read is always the
+        # register base (the row's next word, the column's next row group, or
+        # the bus word).  When C is a power of two a column's base is a multiple
+        # of B*C > col_off, so the sum is an OR: one LUT level between the
+        # registers and the RAM (the double-pumped banks sample the read address
+        # half a core period after the core edge).  Single port: one address,
+        # read whenever not writing.
         m.d.comb += iss_addr.eq(base)
-        for b, (rp, wp) in enumerate(syn):
-            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b])]
-            if self.dual_port:
-                m.d.comb += [rp.addr.eq(raddr[b]), wp.addr.eq(waddr[b]), rp.en.eq(1)]
-            else:
-                # (the bus writes when waddr = raddr)
-                a_sel = Signal.like(raddr[b], name=f"a_sel{b}")
-                m.d.comb += [a_sel.eq(Mux(wr, waddr[b], raddr[b])), rp.addr.eq(a_sel),
-                             wp.addr.eq(a_sel), rp.en.eq(s_wen[b] == 0)]
-        with m.If(iss):
-            m.d.sync += [raddr[b].eq(raddr[b] + Mux(col_mode, B * C, 1)) for b in range(B)]
 
-        def load_base(value, offsets=None):
-            # base and the bank addresses that follow it
-            m.d.sync += base.eq(value)
-            m.d.sync += [raddr[b].eq(value + (offsets[b] if offsets else 0)) for b in range(B)]
+        def bank_addr(word, b):
+            return word | col_off[b] if C & (C - 1) == 0 else word + col_off[b]
+
+        a_sel = Signal.like(iss_addr)
+        m.d.comb += a_sel.eq(Mux(wr, addr2, iss_addr))
+        for b, (rp, wp) in enumerate(syn):
+            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b]), wp.addr.eq(bank_addr(a_sel, b))]
+            if self.dual_port:
+                m.d.comb += [rp.addr.eq(bank_addr(iss_addr, b)), rp.en.eq(1)]
+            else:
+                m.d.comb += [rp.addr.eq(bank_addr(a_sel, b)), rp.en.eq(s_wen[b] == 0)]
 
         # ---- default port controls ----------------------------------------------------------------
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, slist] + amt + acc:
@@ -574,8 +567,7 @@ class Core(wiring.Component):
                         m.d.sync += t.eq(Mux(region == Region.INPUT_TRACE, index, b_rem))
                     else:
                         m.d.sync += t.eq(b_rem)
-                    load_base(b_saddr)
-                    m.d.sync += [w.eq(b_saddr) for w in waddr]
+                    m.d.sync += base.eq(b_saddr)
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
@@ -774,8 +766,7 @@ class Core(wiring.Component):
                         m.d.comb += row.eq(Mux(li >= N, geo.n_pad + slist[0].data, slist[0].data))
                     else:
                         m.d.comb += row.eq(slist[0].data)
-                    load_base(row * C)
-                    m.d.sync += [rot.eq(row[:bb] if bb else 0), c.eq(0),
+                    m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
                                  li.eq(li_next)]
                     list_read(li_next)
                     m.next = "R_RUN"
@@ -883,10 +874,9 @@ class Core(wiring.Component):
                     m.next = "C_SETUP"
 
             with m.State("C_SETUP"):
-                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), c.eq(0), col_mode.eq(1)]
-                offsets = [((b - col_g)[:bb] if bb else 0) * C + (col_g >> bb) for b in range(B)]
-                m.d.sync += [col_off[b].eq(offsets[b]) for b in range(B)]
-                load_base(0, offsets)
+                m.d.sync += [rot.eq(col_g[:bb] if bb else 0), base.eq(0), c.eq(0), col_mode.eq(1)]
+                for b in range(B):
+                    m.d.sync += col_off[b].eq(((b - col_g)[:bb] if bb else 0) * C + (col_g >> bb))
                 m.next = "C_RUN"
 
             with m.State("C_RUN"):
