@@ -129,6 +129,12 @@ class Core(wiring.Component):
         so that block RAM outputs drive only registers: needed for a fast
         clock on ECP5, a waste of about 200 logic cells on the iCE40.  Default:
         on with ``dual_port``.
+    register_bank_outputs : bool
+        Register the synapse banks' read data before the STDP update (one
+        more clock of pipeline latency): block RAM and SPRAM outputs arrive
+        late in the clock.  Turn it off for banks whose read data already
+        comes from a fabric register (:class:`~neurocorex.hdl.spram.DoublePumpedRAM`):
+        saves a 16-bit register per bank and per pipeline stage.
 
     Members
     -------
@@ -145,11 +151,12 @@ class Core(wiring.Component):
 
     def __init__(self, config: CoreConfig, *, banks: int = 4, dual_port: bool = False,
                  synapse_attrs=None, bank_memory=None, poison_collisions=False,
-                 register_unit_inputs=None):
+                 register_unit_inputs=None, register_bank_outputs=True):
         self.config = config
         self.register_unit_inputs = bool(dual_port if register_unit_inputs is None
                                          else register_unit_inputs)
         self.poison_collisions = bool(poison_collisions)
+        self.register_bank_outputs = bool(register_bank_outputs)
         self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
         if banks < 4:
@@ -365,12 +372,15 @@ class Core(wiring.Component):
 
         # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
         # cycle x: issue a read of one word per bank (and of d, or of q); x+1:
-        # register the raw words, read the accumulators; x+2: update the words
-        # and add the old weights into the accumulators; x+3: write the words
-        # back if any changed.  Every decision comes from registers, so the
-        # memory outputs only drive registers and the update logic sits between
-        # two registers (the accumulators are read a clock late so that their
-        # RAM's output register is the stage register).
+        # register the raw words (bank output stage, see register_bank_outputs),
+        # read the accumulators; x+2: update the words and add the old weights
+        # into the accumulators; x+3: write the words back if any changed.
+        # Every decision comes from registers, so the memory outputs only drive
+        # registers and the update logic sits between two registers (the
+        # accumulators are read the clock before the update so that their RAM's
+        # output register is the stage register).  Without the bank output
+        # stage (banks whose output already is a fabric register) each step
+        # after x comes a clock earlier.
         # With one port per bank a cycle either writes (the word read at x-3) or
         # reads, which gives R R R W W W when every word changes and one read per
         # clock when none does.
@@ -378,37 +388,50 @@ class Core(wiring.Component):
         iss = Signal()                              # issue a read this cycle
         iss_addr = Signal(range(geo.depth + geo.banks * C + 1))
         iss_c = Signal(range(max(C, 2)))
-        v0, v1, v2 = Signal(), Signal(), Signal()
-        rot0, rot1, rot2 = Signal(range(B)), Signal(range(B)), Signal(range(B))
-        addr0, addr1, addr2 = (Signal.like(iss_addr, name=f"addr{k}") for k in range(3))
-        c0, c1 = Signal.like(iss_c), Signal.like(iss_c)
-        raw1 = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
-        amt1 = [Signal(TRACE_BITS, name=f"amt1_{k}") for k in range(P)]   # per rotated lane
-        words2 = [Signal(geo.width, name=f"words2_{b}") for b in range(B)]
-        changed2 = Signal()
+        R = int(self.register_bank_outputs)
+        U = R                                       # stage index of the update
+        vs = [Signal(name=f"v{k}") for k in range(U + 2)]
+        rots = [Signal(range(B), name=f"rot{k}") for k in range(U + 2)]
+        addrs = [Signal.like(iss_addr, name=f"addr{k}") for k in range(U + 2)]
+        cs = [Signal.like(iss_c, name=f"c{k}") for k in range(U + 1)]
+        words_w = [Signal(geo.width, name=f"words_w{b}") for b in range(B)]   # write stage
+        changed_w = Signal()
         drained = Signal()
-        m.d.comb += drained.eq(~v0 & ~v1 & ~v2)
+        m.d.comb += drained.eq(~Cat(*vs).any())
 
-        m.d.sync += [v0.eq(iss), v1.eq(v0), v2.eq(v1)]
+        m.d.sync += [vs[0].eq(iss)] + [vs[k].eq(vs[k - 1]) for k in range(1, len(vs))]
         with m.If(iss):
-            m.d.sync += [rot0.eq(rot), addr0.eq(iss_addr), c0.eq(iss_c)]
-        with m.If(v0):
-            m.d.sync += [rot1.eq(rot0), addr1.eq(addr0), c1.eq(c0)]
-            m.d.sync += [raw1[b].eq(s_rdata[b]) for b in range(B)]
-            # amounts in the rotated order of the access (position e = bank
-            # (rot + e) mod B): rows take d of post L*e + l, columns q of row e
-            for k in range(P):
-                e, l = divmod(k, L)
-                d_mem, d_byte = _amt_d_place(k, B)
-                d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
-                m.d.sync += amt1[k].eq(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
-        with m.If(v0):
-            m.d.comb += acc_addr.eq(c0)
+            m.d.sync += [rots[0].eq(rot), addrs[0].eq(iss_addr), cs[0].eq(iss_c)]
+        for k in range(1, len(vs)):
+            with m.If(vs[k - 1]):
+                m.d.sync += [rots[k].eq(rots[k - 1]), addrs[k].eq(addrs[k - 1])]
+                if k < len(cs):
+                    m.d.sync += cs[k].eq(cs[k - 1])
+        # amounts in the rotated order of the access (position e = bank
+        # (rot + e) mod B): rows take d of post L*e + l, columns q of row e
+        amt_sel = []
+        for k in range(P):
+            e, l = divmod(k, L)
+            d_mem, d_byte = _amt_d_place(k, B)
+            d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
+            amt_sel.append(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
+        if R:
+            raw = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
+            amt_u = [Signal(TRACE_BITS, name=f"amt1_{k}") for k in range(P)]
+            with m.If(vs[0]):
+                m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+                m.d.sync += [amt_u[k].eq(amt_sel[k]) for k in range(P)]
+            with m.If(vs[0]):
+                m.d.comb += acc_addr.eq(cs[0])
+        else:
+            raw, amt_u = s_rdata, amt_sel
+            with m.If(iss):
+                m.d.comb += acc_addr.eq(iss_c)
 
-        # stage 2: rotate the bank words into the order of the access (posts
+        # update stage: rotate the bank words into the order of the access (posts
         # P*c ... P*c+P-1 for a row, source rows B*kk ... B*kk+B-1 for a column),
         # where the amounts already are, and update them there
-        post_words = _rotate(m, raw1, rot1, +1, "post_word")
+        post_words = _rotate(m, raw, rots[U], +1, "post_word")
         changed = []
         new_words = []
         for e in range(B):
@@ -416,25 +439,25 @@ class Core(wiring.Component):
             for l in range(L):
                 k = e * L + l
                 enable = Mux(col_mode, col_mask[l], learn)
-                nw, ch = synapse_update(m, cfg, post_words[e][l * SB:(l + 1) * SB], amt1[k], enable,
+                nw, ch = synapse_update(m, cfg, post_words[e][l * SB:(l + 1) * SB], amt_u[k], enable,
                                         col_mode, regs["w_min"], regs["w_max"], name=f"su{e}_{l}")
                 lanes_new.append(nw)
                 changed.append(ch)
             new_words.append(Cat(*lanes_new))
-        with m.If(v1):
-            m.d.sync += [words2[e].eq(new_words[e]) for e in range(B)]
-            m.d.sync += [addr2.eq(addr1), rot2.eq(rot1), changed2.eq(Cat(*changed).any())]
+        with m.If(vs[U]):
+            m.d.sync += [words_w[e].eq(new_words[e]) for e in range(B)]
+            m.d.sync += changed_w.eq(Cat(*changed).any())
 
         # rows: add the old weights (post order) into the accumulators
         post_w = [post_words[e][l * SB:l * SB + WB].as_signed() for e in range(B) for l in range(L)]
-        with m.If(v1 & ~col_mode):
-            m.d.comb += [acc_waddr.eq(c1), acc_wen.eq(1)]
+        with m.If(vs[U] & ~col_mode):
+            m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
             m.d.comb += [acc_wdata[k].eq(acc[k][0].data + post_w[k]) for k in range(P)]
 
         # stage 3: write back
         wr = Signal()
-        m.d.comb += wr.eq(v2 & changed2)
-        bank_words = _rotate(m, words2, rot2, -1, "bank_word")     # back to bank order
+        m.d.comb += wr.eq(vs[U + 1] & changed_w)
+        bank_words = _rotate(m, words_w, rots[U + 1], -1, "bank_word")     # back to bank order
         with m.If(wr):
             for b in range(B):
                 m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(bank_words[b])]
@@ -454,7 +477,7 @@ class Core(wiring.Component):
             return word | col_off[b] if C & (C - 1) == 0 else word + col_off[b]
 
         a_sel = Signal.like(iss_addr)
-        m.d.comb += a_sel.eq(Mux(wr, addr2, iss_addr))
+        m.d.comb += a_sel.eq(Mux(wr, addrs[U + 1], iss_addr))
         for b, (rp, wp) in enumerate(syn):
             m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b]), wp.addr.eq(bank_addr(a_sel, b))]
             if self.dual_port:
@@ -646,9 +669,10 @@ class Core(wiring.Component):
                                 m.next = "CLEAR"
             with m.State("B_READ"):
                 # two clocks: the RAM outputs go to registers (the bank words to
-                # raw1, the others through one multiplexer to rd1), then to rdata
+                # the bank output stage, if any, the others through one multiplexer to rd1), then to rdata
                 m.next = "B_READ2"
-                m.d.sync += [raw1[b].eq(s_rdata[b]) for b in range(B)]
+                if R:
+                    m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
                 with m.Switch(region):
                     with m.Case(Region.PARAM):
                         with m.Switch(b_q):
@@ -676,7 +700,7 @@ class Core(wiring.Component):
                 m.next = "B_RESP"
                 with m.If((region == Region.W_REC) | (region == Region.W_IN)):
                     word = Signal(geo.width)
-                    m.d.comb += word.eq(Array(raw1)[b_bank])
+                    m.d.comb += word.eq(Array(raw)[b_bank])
                     m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
                 with m.Else():
                     m.d.sync += rdata.eq(rd1)

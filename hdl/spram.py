@@ -51,11 +51,13 @@ __all__ = ["DoublePumpedRAM", "double_pumped_banks", "DOUBLE_PUMPED_CORE", "FAST
 FAST_DOMAIN = "sync2x"
 
 #: Core options that go with double-pumped banks (the iCEBreaker's): dual-port
-#: cycles, and no unit input registers (those serve ECP5 block RAM timing and
-#: cost about 200 logic cells on the iCE40).  The board top uses
+#: cycles, no bank output stage (the wrapper's capture register is one), and
+#: no unit input registers (those serve ECP5 block RAM timing and cost about
+#: 200 logic cells on the iCE40).  The board top uses
 #: ``Core(config, bank_memory=double_pumped_banks(), **DOUBLE_PUMPED_CORE)``;
 #: the cycle benchmark uses the same options with plain dual-port memories.
-DOUBLE_PUMPED_CORE = {"dual_port": True, "register_unit_inputs": False}
+DOUBLE_PUMPED_CORE = {"dual_port": True, "register_unit_inputs": False,
+                      "register_bank_outputs": False}
 
 #: where in the core cycle the RAM reads (see :class:`DoublePumpedRAM`)
 SCHEDULES = ("middle", "edge")

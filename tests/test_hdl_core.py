@@ -12,6 +12,7 @@ from neurocorex.sim.busmodel import BusCore
 from neurocorex.sim.testnets import KINDS, random_case, reference
 from neurocorex.sim.amaranth_core import CoreDriver, run_case
 from neurocorex.hdl.core import Core
+from neurocorex.hdl.spram import DOUBLE_PUMPED_CORE
 
 
 def _check(case, **core_options):
@@ -55,10 +56,29 @@ def test_no_read_depends_on_a_write_collision(seed, dual_port):
     _check(random_case(seed), poison_collisions=True, dual_port=dual_port)
 
 
+@pytest.mark.parametrize("neurons", [8, 16])
+@pytest.mark.parametrize("options", [{}, DOUBLE_PUMPED_CORE], ids=["default", "no-bank-stage"])
+def test_short_rows_bit_exact(neurons, options):
+    """One and two words per row and bank: rows start one clock apart or back to
+    back, with every colliding read poisoned, with and without the bank output
+    stage (``register_bank_outputs``, off for the double-pumped banks)."""
+    _check(random_case(310 + neurons, neurons=neurons, inputs=5, steps=10),
+           poison_collisions=True, **options)
+
+
+def test_no_bank_output_stage_bit_exact():
+    """``Core(**DOUBLE_PUMPED_CORE)`` with plain dual-port memories: the update
+    stage takes the banks' read data directly."""
+    _check(random_case(5), poison_collisions=True, **DOUBLE_PUMPED_CORE)
+
+
+_MANY_OPTIONS = [{}, DOUBLE_PUMPED_CORE, {}, {"dual_port": True}]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 128))
 def test_random_networks_bit_exact_many(seed):
-    _check(random_case(seed), dual_port=seed % 4 == 3)
+    _check(random_case(seed), **_MANY_OPTIONS[seed % 4])
 
 
 @pytest.mark.slow
