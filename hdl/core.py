@@ -317,7 +317,7 @@ class Core(wiring.Component):
         m.d.comb += [region.eq(b_addr[IB:]), index.eq(b_addr[:IB])]
         b_q, b_rem = div.quotient, div.remainder      # (row or field, neuron)
         rdata = Signal(DATA_BITS)
-        rd1 = Signal(16)                  # a neuron or axon memory word read by the bus
+        rd1 = Signal(16)                  # a memory word or register read by the bus
 
         # synapse coordinates of a bus access
         b_row = Signal(range(geo.rows))
@@ -329,25 +329,33 @@ class Core(wiring.Component):
         m.d.comb += [b_bank.eq((b_row + b_g)[:bb] if bb else 0),
                      b_saddr.eq(b_row * C + (b_g >> bb)),
                      b_lane.eq(b_rem[:lb] if lb else 0)]
+        def below(x, n):
+            # x < n for a constant n: a zero test of the high bits and a compare
+            # of the few low ones (no carry chain over the whole index)
+            w = max(1, (n - 1).bit_length())
+            if n >= 1 << len(x):
+                return Const(1)
+            return ~x[w:].any() & (x[:w] < n if n < 1 << w else 1)
+
         mapped = Signal()                 # the address exists (decoded from b_addr)
         mapped_r = Signal()               # the same, registered in B_DIV
         with m.Switch(region):
             with m.Case(Region.W_REC):
-                m.d.comb += mapped.eq(index < N * N)
+                m.d.comb += mapped.eq(below(index, N * N))
             with m.Case(Region.W_IN):
-                m.d.comb += mapped.eq(index < M * N)
+                m.d.comb += mapped.eq(below(index, M * N))
             with m.Case(Region.PARAM):
-                m.d.comb += mapped.eq(index < len(NEURON_PARAMS) * N)
+                m.d.comb += mapped.eq(below(index, len(NEURON_PARAMS) * N))
             with m.Case(Region.STATE):
-                m.d.comb += mapped.eq(index < len(NEURON_STATE) * N)
+                m.d.comb += mapped.eq(below(index, len(NEURON_STATE) * N))
             with m.Case(Region.INPUT_TRACE):
-                m.d.comb += mapped.eq(index < M)
+                m.d.comb += mapped.eq(below(index, M))
             with m.Case(Region.STDP):
-                m.d.comb += mapped.eq(index < len(STDP_FIELDS))
+                m.d.comb += mapped.eq(below(index, len(STDP_FIELDS)))
             with m.Case(Region.GLOBAL):
-                m.d.comb += mapped.eq(index < len(GLOBAL_FIELDS))
+                m.d.comb += mapped.eq(below(index, len(GLOBAL_FIELDS)))
             with m.Case(Region.COUNTER):
-                m.d.comb += mapped.eq(index < len(Counter))
+                m.d.comb += mapped.eq(below(index, len(Counter)))
             with m.Case(Region.CONTROL):
                 m.d.comb += mapped.eq(index == 0)
 
@@ -391,7 +399,7 @@ class Core(wiring.Component):
         R = int(self.register_bank_outputs)
         U = R                                       # stage index of the update
         vs = [Signal(name=f"v{k}") for k in range(U + 2)]
-        rots = [Signal(range(B), name=f"rot{k}") for k in range(U + 2)]
+        rots = [Signal(range(B), name=f"rot{k}") for k in range(U + 1)]
         addrs = [Signal.like(iss_addr, name=f"addr{k}") for k in range(U + 2)]
         cs = [Signal.like(iss_c, name=f"c{k}") for k in range(U + 1)]
         words_w = [Signal(geo.width, name=f"words_w{b}") for b in range(B)]   # write stage
@@ -404,63 +412,70 @@ class Core(wiring.Component):
             m.d.sync += [rots[0].eq(rot), addrs[0].eq(iss_addr), cs[0].eq(iss_c)]
         for k in range(1, len(vs)):
             with m.If(vs[k - 1]):
-                m.d.sync += [rots[k].eq(rots[k - 1]), addrs[k].eq(addrs[k - 1])]
-                if k < len(cs):
-                    m.d.sync += cs[k].eq(cs[k - 1])
-        # amounts in the rotated order of the access (position e = bank
-        # (rot + e) mod B): rows take d of post L*e + l, columns q of row e
-        amt_sel = []
-        for k in range(P):
-            e, l = divmod(k, L)
-            d_mem, d_byte = _amt_d_place(k, B)
-            d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
-            amt_sel.append(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
+                m.d.sync += addrs[k].eq(addrs[k - 1])
+                if k < len(rots):
+                    m.d.sync += [rots[k].eq(rots[k - 1]), cs[k].eq(cs[k - 1])]
+        # The update works in bank order, so that the words go back to their
+        # banks from a register.  The amounts come in the order of the access
+        # (position e: posts P*c+L*e ... for a row, source row B*kk+e for a
+        # column; position e is in bank (rot + e) mod B): rows take d of post
+        # L*e + l, columns q of row e; they are rotated into bank order.
+        amt_pos = []
+        for e in range(B):
+            lanes = []
+            for l in range(L):
+                d_mem, d_byte = _amt_d_place(e * L + l, B)
+                d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
+                lanes.append(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
+            amt_pos.append(Cat(*lanes))
+        amt_bank = _rotate(m, amt_pos, rots[0], -1, "amt_bank")
         if R:
             raw = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
-            amt_u = [Signal(TRACE_BITS, name=f"amt1_{k}") for k in range(P)]
+            amt_u = [Signal(L * TRACE_BITS, name=f"amt1_{b}") for b in range(B)]
             with m.If(vs[0]):
                 m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
-                m.d.sync += [amt_u[k].eq(amt_sel[k]) for k in range(P)]
+                m.d.sync += [amt_u[b].eq(amt_bank[b]) for b in range(B)]
             with m.If(vs[0]):
                 m.d.comb += acc_addr.eq(cs[0])
         else:
-            raw, amt_u = s_rdata, amt_sel
+            raw, amt_u = s_rdata, amt_bank
             with m.If(iss):
                 m.d.comb += acc_addr.eq(iss_c)
 
-        # update stage: rotate the bank words into the order of the access (posts
-        # P*c ... P*c+P-1 for a row, source rows B*kk ... B*kk+B-1 for a column),
-        # where the amounts already are, and update them there
-        post_words = _rotate(m, raw, rots[U], +1, "post_word")
+        # update stage
         changed = []
         new_words = []
-        for e in range(B):
+        for b in range(B):
             lanes_new = []
             for l in range(L):
-                k = e * L + l
                 enable = Mux(col_mode, col_mask[l], learn)
-                nw, ch = synapse_update(m, cfg, post_words[e][l * SB:(l + 1) * SB], amt_u[k], enable,
-                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{e}_{l}")
+                nw, ch = synapse_update(m, cfg, raw[b][l * SB:(l + 1) * SB],
+                                        amt_u[b].word_select(l, TRACE_BITS), enable,
+                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{b}_{l}")
                 lanes_new.append(nw)
                 changed.append(ch)
             new_words.append(Cat(*lanes_new))
         with m.If(vs[U]):
-            m.d.sync += [words_w[e].eq(new_words[e]) for e in range(B)]
+            m.d.sync += [words_w[b].eq(new_words[b]) for b in range(B)]
             m.d.sync += changed_w.eq(Cat(*changed).any())
 
-        # rows: add the old weights (post order) into the accumulators
-        post_w = [post_words[e][l * SB:l * SB + WB].as_signed() for e in range(B) for l in range(L)]
+        # rows: add the old weights, rotated into post order (posts P*c ...
+        # P*c+P-1), into the accumulators
+        bank_w = [Cat(*[raw[b][l * SB:l * SB + WB] for l in range(L)]) for b in range(B)]
+        post_ws = _rotate(m, bank_w, rots[U], +1, "post_w")
+        post_w = [post_ws[e].word_select(l, WB).as_signed() for e in range(B) for l in range(L)]
         with m.If(vs[U] & ~col_mode):
             m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
             m.d.comb += [acc_wdata[k].eq(acc[k][0].data + post_w[k]) for k in range(P)]
 
-        # stage 3: write back
+        # write stage (and bus writes): the banks' write data, lane enables and
+        # address come from registers through one LUT level
         wr = Signal()
         m.d.comb += wr.eq(vs[U + 1] & changed_w)
-        bank_words = _rotate(m, words_w, rots[U + 1], -1, "bank_word")     # back to bank order
-        with m.If(wr):
-            for b in range(B):
-                m.d.comb += [s_wen[b].eq((1 << L) - 1), s_wdata[b].eq(bank_words[b])]
+        bus_wmask = [Signal(L, name=f"bus_wmask{b}") for b in range(B)]   # set for B_ACC
+        for b in range(B):
+            m.d.comb += [s_wen[b].eq(wr.replicate(L) | bus_wmask[b]),
+                         s_wdata[b].eq(Mux(wr, words_w[b], b_wdata[:SB].replicate(L)))]
         can_issue = Const(1) if self.dual_port else ~wr
 
         # bank addresses: the word of the access plus the bank's column offset
@@ -476,13 +491,15 @@ class Core(wiring.Component):
         def bank_addr(word, b):
             return word | col_off[b] if C & (C - 1) == 0 else word + col_off[b]
 
-        a_sel = Signal.like(iss_addr)
-        m.d.comb += a_sel.eq(Mux(wr, addrs[U + 1], iss_addr))
         for b, (rp, wp) in enumerate(syn):
-            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b]), wp.addr.eq(bank_addr(a_sel, b))]
+            m.d.comb += [wp.en.eq(s_wen[b]), wp.data.eq(s_wdata[b])]
             if self.dual_port:
-                m.d.comb += [rp.addr.eq(bank_addr(iss_addr, b)), rp.en.eq(1)]
+                # (the bus loads the write stage's address with its word)
+                m.d.comb += [rp.addr.eq(bank_addr(iss_addr, b)), rp.en.eq(1),
+                             wp.addr.eq(bank_addr(addrs[U + 1], b))]
             else:
+                a_sel = Signal.like(iss_addr, name=f"a_sel{b}")
+                m.d.comb += [a_sel.eq(Mux(wr, addrs[U + 1], iss_addr)), wp.addr.eq(bank_addr(a_sel, b))]
                 m.d.comb += [rp.addr.eq(bank_addr(a_sel, b)), rp.en.eq(s_wen[b] == 0)]
 
         # ---- default port controls ----------------------------------------------------------------
@@ -584,13 +601,24 @@ class Core(wiring.Component):
             # -- bus access ------------------------------------------------------------------------
             with m.State("B_DIV"):
                 m.d.sync += mapped_r.eq(mapped)
+                # a register read goes through rd1 (B_READ2 returns it)
+                with m.Switch(b_addr):
+                    for rg, fields in ((Region.STDP, STDP_FIELDS), (Region.GLOBAL, GLOBAL_FIELDS)):
+                        for k, f in enumerate(fields):
+                            with m.Case((rg << IB) | k):
+                                m.d.sync += rd1.eq(regs[f.name].as_unsigned())
                 with m.If(div.done):
                     # the neuron or axon of the access addresses the memories
                     if M:
                         m.d.sync += t.eq(Mux(region == Region.INPUT_TRACE, index, b_rem))
                     else:
                         m.d.sync += t.eq(b_rem)
-                    m.d.sync += base.eq(b_saddr)
+                    m.d.sync += [base.eq(b_saddr), addrs[U + 1].eq(b_saddr)]
+                    # a synapse write: the lane of the word, written in B_ACC
+                    with m.If(mapped & b_write &
+                              ((region == Region.W_REC) | (region == Region.W_IN))):
+                        m.d.sync += [bus_wmask[b].eq(Mux(b_bank == b, 1 << b_lane if L > 1 else 1, 0))
+                                     for b in range(B)]
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
@@ -601,12 +629,9 @@ class Core(wiring.Component):
                     # memories read now (addresses loaded in B_DIV), data next cycle
                     with m.Switch(region):
                         with m.Case(Region.W_REC, Region.W_IN):
-                            with m.If(b_write):
-                                for b in range(B):
-                                    with m.If(b_bank == b):
-                                        m.d.comb += [s_wen[b].eq(1 << b_lane if L > 1 else 1),
-                                                     s_wdata[b].eq(b_wdata[:SB].replicate(L))]
-                            with m.Else():
+                            # (a write happens now through bus_wmask)
+                            m.d.sync += [x.eq(0) for x in bus_wmask]
+                            with m.If(~b_write):
                                 m.next = "B_READ"
                         with m.Case(Region.PARAM):
                             with m.If(b_write):
@@ -638,21 +663,16 @@ class Core(wiring.Component):
                                     m.d.comb += itrace[1].en.eq(0b01)
                                 with m.Else():
                                     m.next = "B_READ"
-                        with m.Case(Region.STDP):
-                            for k, f in enumerate(STDP_FIELDS):
-                                with m.If(index == k):
-                                    bits = WB if f.name in ("w_min", "w_max") else f.bits
-                                    with m.If(b_write):
-                                        m.d.sync += regs[f.name].eq(b_wdata[:bits])
-                                    with m.Else():
-                                        m.d.sync += rdata.eq(regs[f.name].as_unsigned())
-                        with m.Case(Region.GLOBAL):
-                            for k, f in enumerate(GLOBAL_FIELDS):
-                                with m.If(index == k):
-                                    with m.If(b_write):
-                                        m.d.sync += regs[f.name].eq(b_wdata[:f.bits])
-                                    with m.Else():
-                                        m.d.sync += rdata.eq(regs[f.name])
+                        with m.Case(Region.STDP, Region.GLOBAL):
+                            # (a read was taken into rd1 in B_DIV)
+                            with m.If(b_write):
+                                for rg, fields in ((Region.STDP, STDP_FIELDS),
+                                                   (Region.GLOBAL, GLOBAL_FIELDS)):
+                                    for k, f in enumerate(fields):
+                                        with m.If((region == rg) & (index == k)):
+                                            m.d.sync += regs[f.name].eq(b_wdata[:len(regs[f.name])])
+                            with m.Else():
+                                m.next = "B_READ"
                         with m.Case(Region.COUNTER):
                             with m.If(b_write):
                                 enter_cnt(0, 1)
