@@ -233,12 +233,12 @@ class Core(wiring.Component):
             for b in range(B):
                 bank = Memory(self.mem[f"syn{b}"], attrs=self.synapse_attrs)
                 m.submodules[f"mem_syn{b}"] = bank
-                wp = bank.write_port(granularity=SB)
+                wp = bank.write_port()
                 syn.append((bank.read_port(), wp))
         else:
             syn = []
             for b in range(B):
-                bank, rp, wp = self.bank_memory(self.mem[f"syn{b}"], SB)
+                bank, rp, wp = self.bank_memory(self.mem[f"syn{b}"], None)
                 m.submodules[f"mem_syn{b}"] = bank
                 syn.append((rp, wp))
         prm = {name: mem(name) for name in _W16}
@@ -262,7 +262,9 @@ class Core(wiring.Component):
             itrace = mem("itrace", granularity=8)
 
         # synapse banks (ports wired after the synapse pipeline below)
-        s_wen = [Signal(L, name=f"s_wen{b}") for b in range(B)]
+        # whole-word writes (a bus write of one synapse reads the word first):
+        # one write enable per bank, which maps to the SPRAM's WREN alone
+        s_wen = [Signal(name=f"s_wen{b}") for b in range(B)]
         s_wdata = [Signal(geo.width, name=f"s_wdata{b}") for b in range(B)]
         s_rdata = [syn[b][0].data for b in range(B)]
 
@@ -361,6 +363,9 @@ class Core(wiring.Component):
 
         # ---- step iteration registers ---------------------------------------------------------
         li = Signal(range(N + M + 2))          # list index
+        # li != rows_end (see the row phase) as a register: li changes in START
+        # and next_row only, rows_end not during a step
+        more_rows = Signal()
         rot = Signal(range(B))                 # bank rotation of the row/column in flight
         base = Signal(range(geo.depth + geo.banks * C + 1))
         c = Signal(range(max(C, geo.row_groups) + 1))   # words issued in this row/column
@@ -472,10 +477,11 @@ class Core(wiring.Component):
         # address come from registers through one LUT level
         wr = Signal()
         m.d.comb += wr.eq(vs[U + 1] & changed_w)
-        bus_wmask = [Signal(L, name=f"bus_wmask{b}") for b in range(B)]   # set for B_ACC
+        bus_wen = Signal(B)               # bus write of bus_word (state B_WRITE)
+        bus_word = Signal(geo.width)
         for b in range(B):
-            m.d.comb += [s_wen[b].eq(wr.replicate(L) | bus_wmask[b]),
-                         s_wdata[b].eq(Mux(wr, words_w[b], b_wdata[:SB].replicate(L)))]
+            m.d.comb += [s_wen[b].eq(wr | bus_wen[b]),
+                         s_wdata[b].eq(Mux(wr, words_w[b], bus_word))]
         can_issue = Const(1) if self.dual_port else ~wr
 
         # bank addresses: the word of the access plus the bank's column offset
@@ -614,11 +620,6 @@ class Core(wiring.Component):
                     else:
                         m.d.sync += t.eq(b_rem)
                     m.d.sync += [base.eq(b_saddr), addrs[U + 1].eq(b_saddr)]
-                    # a synapse write: the lane of the word, written in B_ACC
-                    with m.If(mapped & b_write &
-                              ((region == Region.W_REC) | (region == Region.W_IN))):
-                        m.d.sync += [bus_wmask[b].eq(Mux(b_bank == b, 1 << b_lane if L > 1 else 1, 0))
-                                     for b in range(B)]
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
@@ -629,10 +630,8 @@ class Core(wiring.Component):
                     # memories read now (addresses loaded in B_DIV), data next cycle
                     with m.Switch(region):
                         with m.Case(Region.W_REC, Region.W_IN):
-                            # (a write happens now through bus_wmask)
-                            m.d.sync += [x.eq(0) for x in bus_wmask]
-                            with m.If(~b_write):
-                                m.next = "B_READ"
+                            # a write reads the word, then writes it with the lane replaced
+                            m.next = "B_READ"
                         with m.Case(Region.PARAM):
                             with m.If(b_write):
                                 for name in _W16:
@@ -721,9 +720,19 @@ class Core(wiring.Component):
                 with m.If((region == Region.W_REC) | (region == Region.W_IN)):
                     word = Signal(geo.width)
                     m.d.comb += word.eq(Array(raw)[b_bank])
-                    m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
+                    with m.If(b_write):
+                        lanes = [Mux(b_lane == l, b_wdata[:SB], word.word_select(l, SB))
+                                 for l in range(L)]
+                        m.d.sync += [bus_word.eq(Cat(*lanes)), bus_wen.eq(1 << b_bank)]
+                        m.next = "B_WRITE"
+                    with m.Else():
+                        m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
                 with m.Else():
                     m.d.sync += rdata.eq(rd1)
+            with m.State("B_WRITE"):
+                # (bus_wen writes bus_word at the write stage's address, the bus word)
+                m.d.sync += bus_wen.eq(0)
+                m.next = "B_RESP"
             with m.State("CLEAR"):
                 # CONTROL: zero V, I, ref, traces and pending spikes; clear the counters
                 with m.If(t < N):
@@ -745,7 +754,8 @@ class Core(wiring.Component):
 
             # -- one time step ---------------------------------------------------------------------
             with m.State("START"):
-                m.d.sync += [li.eq(Mux(n_r == 0, N, 0)), t.eq(0), dv1.eq(0)]
+                m.d.sync += [li.eq(Mux(n_r == 0, N, 0)), more_rows.eq((n_r != 0) | (n_k != 0)),
+                             t.eq(0), dv1.eq(0)]
                 with m.If(learn & dirty):
                     m.next = "DPASS"
                 with m.Else():
@@ -804,14 +814,14 @@ class Core(wiring.Component):
 
             def next_row():
                 # start the row whose list entry was read earlier, prefetch the one after
-                with m.If(li != rows_end):
+                with m.If(more_rows):
                     row = Signal(range(geo.rows))
                     if M:
                         m.d.comb += row.eq(Mux(li >= N, geo.n_pad + slist[0].data, slist[0].data))
                     else:
                         m.d.comb += row.eq(slist[0].data)
                     m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
-                                 li.eq(li_next)]
+                                 li.eq(li_next), more_rows.eq(li_next != rows_end)]
                     list_read(li_next)
                     m.next = "R_RUN"
                 with m.Else():
@@ -839,11 +849,11 @@ class Core(wiring.Component):
                         # word k reads the accumulators C clocks after this row's
                         # word k did, and this row's update of them (written the
                         # clock after that read) has landed by then
-                        with m.If((c == C - 1) & (li != rows_end)):
+                        with m.If((c == C - 1) & more_rows):
                             next_row()
                 with m.Elif(c == C):
                     # one-word rows start one clock apart; the pass waits for the pipeline
-                    with m.If(drained | (li != rows_end)):
+                    with m.If(drained | more_rows):
                         next_row()
 
             with m.State("PASS"):
