@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import NeuroCoreXError
 from ..formats import CoreConfig
+from ..hdl.core import CONTROLLER_STATE
 from . import report as _report
 from .targets import check_baud, baud_error, get_board
 from .top import BoardTop, make_design
@@ -98,6 +99,12 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     if board.toolchain == "open":
         # a failed timing still gives a report (checked below); the JSON report is what we read
         overrides["nextpnr_opts"] = "--timing-allow-fail --report top.report.json"
+        # let Yosys extract the core's controller and encode it one-hot (it
+        # does not touch a state register with an initial value; the reset
+        # sets the state all the same)
+        overrides["script_after_read"] = "\n".join(
+            [f"setattr -unset init w:{CONTROLLER_STATE}"]
+            + ([overrides["script_after_read"]] if "script_after_read" in overrides else []))
     plan = platform.prepare(top, "top", **overrides)
     info = {
         "board": board.name,

@@ -32,7 +32,13 @@ from .layouts import core_ports
 from .neuron import NeuronUnit, TraceUnit, StepParams
 from .synapse import synapse_update
 
-__all__ = ["Core"]
+__all__ = ["Core", "CONTROLLER_STATE"]
+
+#: Name of the controller's state register in the netlist.  Amaranth gives it
+#: an initial value, which keeps Yosys from re-encoding the state machine;
+#: the board builds remove that attribute (the reset still sets the state) so
+#: that Yosys encodes it one-hot, which shortens the controller's paths.
+CONTROLLER_STATE = "ctrl_state"
 
 _PARAM = {f.name: k for k, f in enumerate(NEURON_PARAMS)}
 _STATE = {f.name: k for k, f in enumerate(NEURON_STATE)}
@@ -572,7 +578,7 @@ class Core(wiring.Component):
         # ---- the controller -------------------------------------------------------------------------
         step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
                        "C_NEXT", "C_MERGE", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
-        with m.FSM(name="ctrl") as fsm:
+        with m.FSM(name=CONTROLLER_STATE.removesuffix("_state")) as fsm:
             # -- idle: events and bus requests --------------------------------------------------
             with m.State("IDLE"):
                 m.d.comb += self.events.ready.eq(1)
