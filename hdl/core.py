@@ -613,12 +613,16 @@ class Core(wiring.Component):
             # -- bus access ------------------------------------------------------------------------
             with m.State("B_DIV"):
                 m.d.sync += mapped_r.eq(mapped)
-                # a register read goes through rd1 (B_READ2 returns it)
-                with m.Switch(b_addr):
-                    for rg, fields in ((Region.STDP, STDP_FIELDS), (Region.GLOBAL, GLOBAL_FIELDS)):
-                        for k, f in enumerate(fields):
-                            with m.Case((rg << IB) | k):
-                                m.d.sync += rd1.eq(regs[f.name].as_unsigned())
+                # a register read goes through rd1 (B_READ2 returns it); the
+                # value is picked by the low index bits only: an unmapped address
+                # answers 0 anyway, and the other regions do not use rd1 or load it
+                # in B_READ
+                def reg_values(fields):
+                    vals = [regs[f.name].as_unsigned() for f in fields]
+                    return Array(vals + [Const(0)] * ((1 << _bits(len(vals))) - len(vals)))
+                m.d.sync += rd1.eq(Mux(region == Region.GLOBAL,
+                                       reg_values(GLOBAL_FIELDS)[index[:_bits(len(GLOBAL_FIELDS))]],
+                                       reg_values(STDP_FIELDS)[index[:_bits(len(STDP_FIELDS))]]))
                 with m.If(div.done):
                     # the neuron or axon of the access addresses the memories
                     if M:
