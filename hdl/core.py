@@ -317,9 +317,12 @@ class Core(wiring.Component):
         m.submodules.div = div = ConstDivider(IB, N)
 
         # ---- bus request latch --------------------------------------------------------------
-        b_addr = Signal(self.bus.payload.addr.shape())
-        b_wdata = Signal(DATA_BITS)
-        b_write = Signal()
+        # The request is accepted (bus.ready) only when its access is done
+        # (state B_ACK), so its payload stays on the bus meanwhile and is used
+        # from there: a latch of it would cost a logic cell per bit on the iCE40.
+        b_addr = self.bus.payload.addr
+        b_write = self.bus.payload.write
+        b_wdata = Signal(DATA_BITS)       # the write data (0 while CLEAR zeroes the memories)
         region = Signal(REGION_BITS)
         index = Signal(IB)
         m.d.comb += [region.eq(b_addr[IB:]), index.eq(b_addr[:IB])]
@@ -600,15 +603,9 @@ class Core(wiring.Component):
                         with m.Elif(ev.index < M):
                             m.d.comb += [itrace[0].addr.eq(ev.index)]
                             m.d.sync += [t.eq(ev.index), ev_pend.eq(1)]
-                with m.Else():
-                    m.d.comb += self.bus.ready.eq(1)
-                    with m.If(self.bus.valid):
-                        m.d.sync += [b_addr.eq(self.bus.payload.addr),
-                                     b_wdata.eq(self.bus.payload.wdata),
-                                     b_write.eq(self.bus.payload.write)]
-                        m.d.comb += [div.start.eq(1),
-                                     div.dividend.eq(self.bus.payload.addr[:IB])]
-                        m.next = "B_DIV"
+                with m.Elif(self.bus.valid):
+                    m.d.comb += [div.start.eq(1), div.dividend.eq(index)]
+                    m.next = "B_DIV"
 
             # -- bus access ------------------------------------------------------------------------
             with m.State("B_DIV"):
@@ -633,7 +630,7 @@ class Core(wiring.Component):
                     m.next = "B_ACC"
             with m.State("B_ACC"):
                 m.d.sync += rdata.eq(0)
-                m.next = "B_RESP"
+                m.next = "B_ACK"
                 with m.If(mapped_r):
                     with m.If(b_write):
                         m.d.sync += dirty.eq(1)
@@ -694,7 +691,7 @@ class Core(wiring.Component):
                                 m.next = "CNT"
                         with m.Case(Region.CONTROL):
                             with m.If(b_write):
-                                m.d.sync += [t.eq(0), b_wdata.eq(0)]
+                                m.d.sync += t.eq(0)
                                 m.next = "CLEAR"
             with m.State("B_READ"):
                 # two clocks: the RAM outputs go to registers (the bank words to
@@ -726,7 +723,7 @@ class Core(wiring.Component):
                         with m.Case(Region.INPUT_TRACE):
                             m.d.sync += rd1.eq(itrace[0].data[:8])
             with m.State("B_READ2"):
-                m.next = "B_RESP"
+                m.next = "B_ACK"
                 with m.If((region == Region.W_REC) | (region == Region.W_IN)):
                     word = Signal(geo.width)
                     m.d.comb += word.eq(Array(raw)[b_bank])
@@ -742,11 +739,11 @@ class Core(wiring.Component):
             with m.State("B_WRITE"):
                 # (bus_wen writes bus_word at the write stage's address, the bus word)
                 m.d.sync += bus_wen.eq(0)
-                m.next = "B_RESP"
+                m.next = "B_ACK"
             with m.State("CLEAR"):
                 # CONTROL: zero V, I, ref, traces and pending spikes; clear the counters
                 with m.If(t < N):
-                    # (b_wdata was zeroed on entry)
+                    # (b_wdata is 0 in this state)
                     m.d.comb += [st_v[1].en.eq(1), st_i[1].en.eq(1), reftr[1].en.eq(0b01),
                                  traces[1].en.eq(0b11)]
                 if M:
@@ -757,6 +754,10 @@ class Core(wiring.Component):
                     m.d.sync += [n_r.eq(0), dirty.eq(1), step_cyc.eq(0)]
                     enter_cnt(0, 1)
                     m.next = "CNT"
+            with m.State("B_ACK"):
+                # accept the request (its payload was used until now), then answer
+                m.d.comb += self.bus.ready.eq(1)
+                m.next = "B_RESP"
             with m.State("B_RESP"):
                 m.d.comb += [self.bus_resp.valid.eq(1), self.bus_resp.payload.rdata.eq(rdata)]
                 with m.If(self.bus_resp.ready):
@@ -1000,8 +1001,9 @@ class Core(wiring.Component):
                         m.d.sync += [n_r.eq(n_s), n_k.eq(0)]
                         m.next = "IDLE"
                     with m.Else():
-                        m.next = "B_RESP"
+                        m.next = "B_ACK"
 
+        m.d.comb += b_wdata.eq(Mux(fsm.ongoing("CLEAR"), 0, self.bus.payload.wdata))
         in_step = Signal()
         m.d.comb += in_step.eq(Cat(*[fsm.ongoing(s) for s in step_states]).any())
         with m.If(in_step):
