@@ -314,7 +314,7 @@ class Core(wiring.Component):
         if M:
             m.submodules.tu = tu = TraceUnit(_bits(max(N, M)), input_register=self.register_unit_inputs)
             m.d.comb += tu.params.eq(sp)
-        m.submodules.div = div = ConstDivider(IB, N)
+        m.submodules.div = div = ConstDivider(IB, N, held=True)   # (the bus holds the address)
 
         # ---- bus request latch --------------------------------------------------------------
         # The request is accepted (bus.ready) only when its access is done
@@ -326,6 +326,7 @@ class Core(wiring.Component):
         region = Signal(REGION_BITS)
         index = Signal(IB)
         m.d.comb += [region.eq(b_addr[IB:]), index.eq(b_addr[:IB])]
+        m.d.comb += div.dividend.eq(index)
         b_q, b_rem = div.quotient, div.remainder      # (row or field, neuron)
         rdata = Signal(DATA_BITS)
         rd1 = Signal(16)                  # a memory word or register read by the bus
@@ -604,7 +605,7 @@ class Core(wiring.Component):
                             m.d.comb += [itrace[0].addr.eq(ev.index)]
                             m.d.sync += [t.eq(ev.index), ev_pend.eq(1)]
                 with m.Elif(self.bus.valid):
-                    m.d.comb += [div.start.eq(1), div.dividend.eq(index)]
+                    m.d.comb += div.start.eq(1)
                     m.next = "B_DIV"
 
             # -- bus access ------------------------------------------------------------------------

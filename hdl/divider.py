@@ -24,13 +24,18 @@ class ConstDivider(wiring.Component):
         Width of the dividend.
     divisor : int
         The constant divisor (>= 1).
+    held : bool
+        The caller holds ``dividend`` from ``start`` until it has used the
+        result: a power-of-two divisor then needs no register (``done`` is
+        always high and the result follows ``dividend``).
     """
 
-    def __init__(self, width: int, divisor: int):
+    def __init__(self, width: int, divisor: int, *, held: bool = False):
         if divisor < 1:
             raise ValueError("divisor must be >= 1")
         self.width = width
         self.divisor = divisor
+        self.held = bool(held)
         super().__init__({
             "start": In(1), "dividend": In(width),
             "done": Out(1), "quotient": Out(width), "remainder": Out(max(1, divisor.bit_length())),
@@ -41,9 +46,13 @@ class ConstDivider(wiring.Component):
         d = self.divisor
         if d & (d - 1) == 0:
             k = d.bit_length() - 1
-            value = Signal(self.width)
-            with m.If(self.start):
-                m.d.sync += [value.eq(self.dividend), self.done.eq(1)]
+            if self.held:
+                value = self.dividend
+                m.d.comb += self.done.eq(1)
+            else:
+                value = Signal(self.width)
+                with m.If(self.start):
+                    m.d.sync += [value.eq(self.dividend), self.done.eq(1)]
             m.d.comb += [self.quotient.eq(value >> k), self.remainder.eq(value[:k] if k else 0)]
             return m
 

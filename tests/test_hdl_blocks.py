@@ -228,6 +228,39 @@ def test_const_divider(divisor):
     assert got == [divmod(v, divisor) for v in values]
 
 
+@pytest.mark.parametrize("divisor", [1, 256, 7])
+def test_divider_with_held_dividend(divisor):
+    """``held=True``: the dividend stays on the input until the result is taken."""
+    width = 12
+    dut = ConstDivider(width, divisor, held=True)
+    values = [0, 1, divisor, (1 << width) - 1] + [random.Random(divisor).randrange(1 << width)
+                                                   for _ in range(20)]
+    got = []
+
+    combinational = divisor & (divisor - 1) == 0
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(dut.dividend, v)
+            ctx.set(dut.start, 1)
+            if combinational:
+                await ctx.delay(1e-6)
+                assert ctx.get(dut.done)
+            else:
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                await ctx.tick().until(dut.done)
+            got.append((ctx.get(dut.quotient), ctx.get(dut.remainder)))
+
+    if combinational:       # no register, no clock domain
+        sim = Simulator(dut)
+        sim.add_testbench(bench)
+        sim.run()
+    else:
+        _sim(dut, bench)
+    assert got == [divmod(v, divisor) for v in values]
+
+
 @pytest.mark.parametrize("n,m,wb", [(256, 256, 7), (10, 3, 7), (5, 0, 15), (33, 17, 3)])
 def test_geometry_row_and_column_access(n, m, wb):
     geo = Geometry(CoreConfig(n, m, wb))
