@@ -488,6 +488,12 @@ class Core(wiring.Component):
         m.d.comb += [late.alpha_v.eq(prm["alpha_v"][0].data), late.v_reset.eq(prm["v_reset"][0].data),
                      late.pre.eq(traces[0].data[:8]), late.post.eq(traces[0].data[8:]),
                      late.ref.eq(reftr[0].data[:8]), late.t_ref.eq(reftr[0].data[8:])]
+        # the unit's data inputs are not gated by the state (only valid is, in
+        # PASS): a gate would cost a LUT per bit
+        a = nu.inp.payload
+        m.d.comb += [a.tag.eq(tag1), a.acc.eq(_or_lanes([rp.data for rp, wp in acc])),
+                     a.v.eq(st_v[0].data), a.i.eq(st_i[0].data)]
+        m.d.comb += [getattr(a, name).eq(prm[name][0].data) for name in ("threshold", "v_rest", "alpha_i")]
         for rp, wp in prm.values():
             m.d.comb += [wp.addr.eq(t), wp.data.eq(b_wdata[:16])]
         for (rp, wp), value in ((st_v, o.v), (st_i, o.i)):
@@ -806,12 +812,7 @@ class Core(wiring.Component):
                 # so that the lanes can be ORed instead of selected
                 m.d.comb += acc_addr.eq(t >> pb)
                 m.d.comb += [acc_lane_off[k].eq(t[:pb] != k if pb else 0) for k in range(P)]
-                a = nu.inp.payload
-                m.d.comb += [
-                    nu.inp.valid.eq(nv1), a.tag.eq(tag1),
-                    a.acc.eq(_or_lanes([rp.data for rp, wp in acc])),
-                    a.v.eq(st_v[0].data), a.i.eq(st_i[0].data),
-                ] + [getattr(a, name).eq(prm[name][0].data) for name in ("threshold", "v_rest", "alpha_i")]
+                m.d.comb += nu.inp.valid.eq(nv1)
                 with m.If(nv1 & ((tag1[:pb] == P - 1 if pb else 1) | (tag1 == N - 1))):
                     # the word's last accumulator is consumed: clear the word (the
                     # next word is being read, so the write never meets the read)

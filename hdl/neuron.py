@@ -88,6 +88,12 @@ _ACS_BITS = 18
 _ACS_LO, _ACS_HI = signed_range(_ACS_BITS)
 
 
+#: Attributes of a register that also feeds a multiplier: Yosys would copy it
+#: into the SB_MAC16's input register, and the copy left in the fabric could
+#: not share a cell with the LUT that drives it (two cells per bit instead of one)
+_NOT_IN_DSP = {"keep": 1}
+
+
 def _input_stage(m, inp, register):
     """The unit's input payload and valid, registered once if ``register``."""
     if not register:
@@ -263,7 +269,7 @@ class NeuronUnit(wiring.Component):
             "tag": unsigned(tb), "v_rest": signed(V_BITS), "th_lo": 1,
             "u": signed(V_BITS), "vrt": signed(V_BITS + 1), "acc": signed(self.acc_bits),
             "im": signed(I_BITS), "ineg": 1,
-        }), reset_less=True)
+        }), reset_less=True, attrs=_NOT_IN_DSP)
         # products in registers of their own, which the DSPs can absorb
         pi = Signal(signed(V_BITS + DECAY_FRAC_BITS), reset_less=True)
         m.d.sync += pi.eq(a.i * a.alpha_i[:DECAY_FRAC_BITS])
@@ -351,7 +357,7 @@ class NeuronUnit(wiring.Component):
         # stage 5: membrane, spike, reset, refractory counter, traces
         v_reset, = ask(5, late.v_reset_tag, [late.v_reset])
         v5 = Signal(name="valid5")
-        s5 = Signal(neuron_out_layout(tb), reset_less=True)
+        s5 = Signal(neuron_out_layout(tb), reset_less=True, attrs=_NOT_IN_DSP)
         v_fits = _fits(s4.vsum, V_BITS)
         v_neg = s4.vsum[-1]
         v_int = Mux(v_fits, s4.vsum[:V_BITS].as_signed(), Mux(v_neg, _LO16, _HI16))
