@@ -88,9 +88,10 @@ _ACS_BITS = 18
 _ACS_LO, _ACS_HI = signed_range(_ACS_BITS)
 
 
-#: Attributes of a register that also feeds a multiplier: Yosys would copy it
-#: into the SB_MAC16's input register, and the copy left in the fabric could
-#: not share a cell with the LUT that drives it (two cells per bit instead of one)
+#: Attributes of a register that also feeds a multiplier whose product is
+#: registered: Yosys would copy it into the SB_MAC16's input register, and the
+#: copy left in the fabric could not share a cell with the LUT that drives it
+#: (two cells per bit instead of one)
 _NOT_IN_DSP = {"keep": 1}
 
 
@@ -357,7 +358,9 @@ class NeuronUnit(wiring.Component):
         # stage 5: membrane, spike, reset, refractory counter, traces
         v_reset, = ask(5, late.v_reset_tag, [late.v_reset])
         v5 = Signal(name="valid5")
-        s5 = Signal(neuron_out_layout(tb), reset_less=True, attrs=_NOT_IN_DSP)
+        # (the STDP multipliers take pre and post into their input registers:
+        # a fabric-only register would leave them without a clocked path)
+        s5 = Signal(neuron_out_layout(tb), reset_less=True)
         v_fits = _fits(s4.vsum, V_BITS)
         v_neg = s4.vsum[-1]
         v_int = Mux(v_fits, s4.vsum[:V_BITS].as_signed(), Mux(v_neg, _LO16, _HI16))
