@@ -1,8 +1,8 @@
 """Pipelined neuron update and trace update (spec phases 3 and 4).
 
 :class:`NeuronUnit` takes one neuron per clock and returns its new state
-``LATENCY`` clocks later; :class:`TraceUnit` does the same for the trace of an
-input axon.  Both are free of stalls: the caller feeds them from memories and
+``LATENCY - 1`` clocks later and its STDP amounts one clock after that;
+:class:`TraceUnit` returns the trace of an input axon ``LATENCY`` clocks later.  Both are free of stalls: the caller feeds them from memories and
 writes their results back at other addresses.
 """
 
