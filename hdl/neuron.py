@@ -2,8 +2,9 @@
 
 :class:`NeuronUnit` takes one neuron per clock and returns its new state
 ``LATENCY - 1`` clocks later and its STDP amounts one clock after that;
-:class:`TraceUnit` returns the trace of an input axon ``LATENCY`` clocks later.  Both are free of stalls: the caller feeds them from memories and
-writes their results back at other addresses.
+:class:`TraceUnit` returns the trace of an input axon ``LATENCY`` clocks later.
+Both are free of stalls: the caller feeds them from memories and writes their
+results back at other addresses.
 """
 
 from __future__ import annotations
