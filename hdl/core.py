@@ -548,6 +548,24 @@ class Core(wiring.Component):
         o, nu_wb = nu.out.payload, nu.out.valid
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces]:
             m.d.comb += rp.addr.eq(t)
+        # operands that the neuron unit reads late, when a stage needs them: in
+        # the pass their memories read at the unit's tags (other neurons than
+        # the write-back's)
+        nu_feed = Signal()                # set in PASS and DRAIN
+        late = nu.late
+        for (rp, wp), tag in ((prm["alpha_v"], late.alpha_v_tag), (traces, late.trace_tag),
+                              (reftr, late.ref_tag), (prm["v_reset"], late.v_reset_tag)):
+            with m.If(nu_feed):
+                m.d.comb += rp.addr.eq(tag)
+        m.d.comb += [late.alpha_v.eq(prm["alpha_v"][0].data), late.v_reset.eq(prm["v_reset"][0].data),
+                     late.pre.eq(traces[0].data[:8]), late.post.eq(traces[0].data[8:]),
+                     late.ref.eq(reftr[0].data[:8]), late.t_ref.eq(reftr[0].data[8:])]
+        # the unit's data inputs are not gated by the state (only valid is, in
+        # PASS): a gate would cost a LUT per bit
+        a = nu.inp.payload
+        m.d.comb += [a.tag.eq(tag1), a.acc.eq(_or_lanes([rp.data for rp, wp in acc])),
+                     a.v.eq(st_v[0].data), a.i.eq(st_i[0].data)]
+        m.d.comb += [getattr(a, name).eq(prm[name][0].data) for name in ("threshold", "v_rest", "alpha_i")]
         for rp, wp in prm.values():
             m.d.comb += [wp.addr.eq(t), wp.data.eq(b_wdata[:16])]
         for (rp, wp), value in ((st_v, o.v), (st_i, o.i)):
@@ -565,15 +583,17 @@ class Core(wiring.Component):
 
         # neuron pass write-back (PASS state and pipeline drain)
         def pass_writeback():
-            j = o.tag
+            m.d.comb += nu_feed.eq(1)
             with m.If(nu_wb):
-                m.d.comb += [st_v[1].en.eq(1), st_i[1].en.eq(1), reftr[1].en.eq(0b01),
+                # a refractory neuron keeps v (v_we low)
+                m.d.comb += [st_v[1].en.eq(o.v_we), st_i[1].en.eq(1), reftr[1].en.eq(0b01),
                              traces[1].en.eq(0b11)]
-                write_d(j, o.d)
-                write_q(j, o.q)
                 with m.If(o.spike):
                     m.d.comb += slist[1].en.eq(1)
                     m.d.sync += n_s.eq(n_s + 1)
+            with m.If(nu.amounts.valid):
+                write_d(nu.amounts.payload.tag, nu.amounts.payload.d)
+                write_q(nu.amounts.payload.tag, nu.amounts.payload.q)
             if M:
                 with m.If(tu.out.valid):
                     m.d.comb += itrace[1].en.eq(0b11)
@@ -877,14 +897,7 @@ class Core(wiring.Component):
                 # so that the lanes can be ORed instead of selected
                 m.d.comb += acc_addr.eq(t >> pb)
                 m.d.comb += [acc_lane_off[k].eq(t[:pb] != k if pb else 0) for k in range(P)]
-                a = nu.inp.payload
-                m.d.comb += [
-                    nu.inp.valid.eq(nv1), a.tag.eq(tag1),
-                    a.acc.eq(_or_lanes([rp.data for rp, wp in acc])),
-                    a.v.eq(st_v[0].data), a.i.eq(st_i[0].data), a.ref.eq(reftr[0].data[:8]),
-                    a.t_ref.eq(reftr[0].data[8:]), a.pre.eq(traces[0].data[:8]),
-                    a.post.eq(traces[0].data[8:]),
-                ] + [getattr(a, name).eq(prm[name][0].data) for name in _W16]
+                m.d.comb += nu.inp.valid.eq(nv1)
                 with m.If(nv1 & ((tag1[:pb] == P - 1 if pb else 1) | (tag1 == N - 1))):
                     # the word's last accumulator is consumed: clear the word (the
                     # next word is being read, so the write never meets the read)

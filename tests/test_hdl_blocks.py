@@ -3,6 +3,8 @@
 import random
 
 import pytest
+from amaranth.hdl import Elaboratable, Module, Signal, unsigned
+from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from neurocorex.formats import (CoreConfig, decay, decay_trace, stdp_delta, saturate,
@@ -21,32 +23,121 @@ def _sim(dut, bench):
     sim.run()
 
 
-def _run_pipeline(dut, params, inputs, latency, fields):
-    """Set ``params``, feed ``inputs`` one per clock and collect the valid outputs'
-    ``fields`` until the pipeline has drained.  Checks that the output of input
-    ``k`` is valid exactly ``latency`` clocks after it went in (the core's
-    write-back and drain timing rely on it)."""
-    got = []
-    cycles = []
+def _run_pipeline(dut, params, inputs, streams, top=None):
+    """Set ``params``, feed ``inputs`` one per clock (``None``: a clock without
+    input) and collect, for each output stream ``name`` of ``streams`` (``{name:
+    (latency, fields)}``), the valid outputs' ``fields`` until the pipeline has
+    drained.  Checks that each stream's output of an input is valid exactly
+    ``latency`` clocks after it went in (the core's write-back and drain timing
+    rely on it).  ``top`` is simulated instead of ``dut`` if given."""
+    got = {name: [] for name in streams}
+    cycles = {name: [] for name in streams}
+    drain = max(lat for lat, _ in streams.values()) + 1
+    in_fields = {name for name, _ in dut.inp.payload.shape()}
 
     async def bench(ctx):
         for k, v in params.items():
             ctx.set(getattr(dut.params, k), v)
-        for n, a in enumerate(inputs + [None] * (latency + 1)):
+        for n, a in enumerate(inputs + [None] * drain):
             ctx.set(dut.inp.valid, a is not None)
             if a is not None:
                 for k, v in a.items():
-                    ctx.set(getattr(dut.inp.payload, k), v)
+                    if k in in_fields:
+                        ctx.set(getattr(dut.inp.payload, k), v)
             await ctx.tick()
             # after this tick the input of clock n has passed one register
-            if ctx.get(dut.out.valid):
-                o = dut.out.payload
-                got.append({k: ctx.get(getattr(o, k)) for k in fields})
-                cycles.append(n + 1)
+            for name, (_, fields) in streams.items():
+                port = getattr(dut, name)
+                if ctx.get(port.valid):
+                    got[name].append({k: ctx.get(getattr(port.payload, k)) for k in fields})
+                    cycles[name].append(n + 1)
 
-    _sim(dut, bench)
-    assert cycles == [k + latency for k in range(len(inputs))]
+    _sim(top if top is not None else dut, bench)
+    fed = [n for n, a in enumerate(inputs) if a is not None]
+    for name, (lat, _) in streams.items():
+        assert cycles[name] == [n + lat for n in fed], name
     return got
+
+
+#: the NeuronUnit's late operand groups: tag port and the values read with it
+_LATE = {"alpha_v_tag": ("alpha_v",), "trace_tag": ("pre", "post"), "ref_tag": ("ref", "t_ref"),
+         "v_reset_tag": ("v_reset",)}
+
+
+class _LateRams(Elaboratable):
+    """A NeuronUnit whose late operands come from synchronous RAMs, one per
+    group, addressed by the unit's tag and holding ``table[tag]``: the data
+    arrives one clock after the address, as from the core's memories.
+
+    ``wrong`` (``{tag port: (delay, offset)}``) models a mistaken read for a
+    group: data ``delay`` clocks after the address (0: the same clock), or of
+    tag ``tag + offset``."""
+
+    def __init__(self, dut, table, wrong=None):
+        self.dut, self.table, self.wrong = dut, table, dict(wrong or {})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        depth = 1 << dut.tag_bits
+        for tag_name, fields in _LATE.items():
+            delay, offset = self.wrong.get(tag_name, (1, 0))
+            widths = [len(getattr(dut.late, f)) for f in fields]
+            init = []
+            for t in range(depth):
+                word, pos = 0, 0
+                for f, w in zip(fields, widths):
+                    word |= (self.table[t][f] & ((1 << w) - 1)) << pos
+                    pos += w
+                init.append(word)
+            mem = Memory(shape=unsigned(sum(widths)), depth=depth, init=init)
+            m.submodules[f"ram_{tag_name}"] = mem
+            rp = mem.read_port(domain="comb" if delay == 0 else "sync")
+            m.d.comb += rp.addr.eq(getattr(dut.late, tag_name) + offset)
+            data = rp.data
+            for k in range(delay - 1):
+                r = Signal.like(data, name=f"{tag_name}_d{k}")
+                m.d.sync += r.eq(data)
+                data = r
+            pos = 0
+            for f, w in zip(fields, widths):
+                m.d.comb += getattr(dut.late, f).eq(data[pos:pos + w])
+                pos += w
+        return m
+
+
+def _run_neuron_unit(dut, params, inputs, rng, wrong=None):
+    """Run ``inputs`` (each with a distinct tag; ``None``: no input that clock)
+    through ``dut`` with its late operands in synchronous RAMs; returns one
+    dict of ``out`` and ``amounts`` fields per input, with its ``tag``."""
+    table = []
+    for t in range(1 << dut.tag_bits):
+        # tags no input uses hold random values, which a wrong read would get
+        table.append({"alpha_v": rng.randrange(65536), "pre": rng.randrange(256),
+                      "post": rng.randrange(256), "ref": rng.randrange(256),
+                      "t_ref": rng.randrange(256), "v_reset": rng.randrange(-32768, 32768)})
+    for a in inputs:
+        if a is not None:
+            table[a["tag"]] = {k: a[k] for fields in _LATE.values() for k in fields}
+    top = _LateRams(dut, table, wrong)
+    got = _run_pipeline(dut, params, inputs, {
+        "out": (dut.latency - 1, ("tag", "v", "v_we", "i", "ref", "spike", "pre", "post")),
+        "amounts": (dut.latency, ("tag", "d", "q"))}, top=top)
+    merged = []
+    for o, q in zip(got["out"], got["amounts"]):
+        assert o["tag"] == q["tag"]
+        merged.append({**{k: int(v) for k, v in o.items()}, "d": int(q["d"]), "q": int(q["q"])})
+    return merged
+
+
+def _check_neuron(a, g, params):
+    """``g`` (unit output) against the reference; with ``v_we`` low the unit
+    leaves ``v`` to the caller, which keeps the old value."""
+    want = neuron_reference(a, params)
+    g = dict(g)
+    v, v_we = g.pop("v"), g.pop("v_we")
+    g.pop("tag")
+    return {**g, "v": v if v_we else a["v"]} == want
 
 
 def _s16(x):
@@ -84,7 +175,7 @@ def _pick(rng, lo, hi):
 
 
 @pytest.mark.parametrize("seed,input_register", [(1, False), (2, False), (3, False), (4, False),
-                                                 (5, False), (6, True)])
+                                                 (5, False), (6, True), (7, True)])
 def test_neuron_unit_matches_reference(seed, input_register):
     rng = random.Random(seed)
     acc_bits = 18
@@ -96,7 +187,7 @@ def test_neuron_unit_matches_reference(seed, input_register):
               "alpha_post": _pick(rng, 0, DECAY_ONE), "jump_pre": rng.randint(0, 255),
               "jump_post": rng.randint(0, 255)}
     inputs = []
-    for tag in range(200):
+    for tag in rng.sample(range(256), 200):
         inputs.append({
             "tag": tag, "acc": _pick(rng, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1),
             "v": _pick(rng, -32768, 32767), "i": _pick(rng, -32768, 32767),
@@ -106,16 +197,42 @@ def test_neuron_unit_matches_reference(seed, input_register):
             "alpha_v": _pick(rng, 0, 65535), "alpha_i": _pick(rng, 0, 65535),
             "t_ref": rng.randint(0, 255),
         })
-    got = _run_pipeline(dut, params, inputs, dut.latency,
-                        ("tag", "v", "i", "ref", "spike", "pre", "post", "d", "q"))
-    assert [g["tag"] for g in got] == list(range(len(inputs)))
-    spikes = 0
-    for a, g in zip(inputs, got):
-        want = neuron_reference(a, params)
-        g = {k: int(v) for k, v in g.items() if k != "tag"}
-        assert g == want, (a, params)
-        spikes += want["spike"]
-    assert 0 < spikes < len(inputs)          # both outcomes exercised
+        if seed % 2 and rng.random() < 0.1:
+            inputs.append(None)        # clocks without input: late reads follow the neuron
+    got = _run_neuron_unit(dut, params, inputs, rng)
+    fed = [a for a in inputs if a is not None]
+    assert [g["tag"] for g in got] == [a["tag"] for a in fed]
+    spikes = refractory = 0
+    for a, g in zip(fed, got):
+        assert _check_neuron(a, g, params), (a, g, params)
+        spikes += g["spike"]
+        refractory += not g["v_we"]
+    assert 0 < spikes < len(fed) and 0 < refractory < len(fed)   # every outcome exercised
+
+
+@pytest.mark.parametrize("input_register", [False, True])
+@pytest.mark.parametrize("group", list(_LATE))
+@pytest.mark.parametrize("delay,offset", [(0, 0), (2, 0), (1, 1)])
+def test_neuron_unit_wrong_late_reads_are_caught(group, delay, offset, input_register):
+    """A late operand read one clock early or late, or of the next neuron,
+    changes results: the reference test above would catch a unit that asked
+    for an operand at the wrong clock or with the wrong tag."""
+    rng = random.Random(11)
+    dut = NeuronUnit(18, 8, input_register=input_register)
+    params = {"w_shift": 4, "a_plus": 200, "a_minus": 100, "alpha_pre": 30000,
+              "alpha_post": 20000, "jump_pre": 50, "jump_post": 60}
+    inputs = [{"tag": t, "acc": rng.randint(-4000, 4000), "v": rng.randint(-3000, 3000),
+               "i": rng.randint(-3000, 3000), "ref": rng.choice([0, 0, 3]), "pre": rng.randint(0, 255),
+               "post": rng.randint(0, 255), "threshold": rng.randint(-500, 500),
+               "v_reset": rng.randint(-32768, 32767), "v_rest": rng.randint(-1000, 1000),
+               "alpha_v": rng.randint(0, 65535), "alpha_i": rng.randint(0, 65535),
+               "t_ref": rng.randint(1, 255)} for t in range(48)]
+    right = _run_neuron_unit(dut, params, inputs, random.Random(5))
+    assert all(_check_neuron(a, g, params) for a, g in zip(inputs, right))
+    dut = NeuronUnit(18, 8, input_register=input_register)
+    wrong = _run_neuron_unit(dut, params, inputs, random.Random(5), {group: (delay, offset)})
+    bad = sum(not _check_neuron(a, g, params) for a, g in zip(inputs, wrong))
+    assert bad >= len(inputs) // 8
 
 
 @pytest.mark.parametrize("w_shift", [0, 1, 5, 15])
@@ -134,14 +251,14 @@ def test_neuron_unit_current_edges(w_shift):
     inputs = []
     for acc in sorted(accs):
         for i, alpha_i in ((32767, 65535), (-32768, 65535), (-32768, 65534), (12345, 0)):
-            inputs.append({"tag": len(inputs) % 256, "acc": acc, "v": 100, "i": i, "ref": 0,
+            inputs.append({"tag": len(inputs), "acc": acc, "v": 100, "i": i, "ref": 0,
                            "pre": 10, "post": 20, "threshold": 32767, "v_reset": 0,
                            "v_rest": -32768, "alpha_v": 65535, "alpha_i": alpha_i, "t_ref": 2})
-    got = _run_pipeline(dut, params, inputs, NeuronUnit.LATENCY,
-                        ("v", "i", "ref", "spike", "pre", "post", "d", "q"))
+    assert len(inputs) <= 256
+    got = _run_neuron_unit(dut, params, inputs, random.Random(w_shift))
     assert len(got) == len(inputs)
     for a, g in zip(inputs, got):
-        assert {k: int(v) for k, v in g.items()} == neuron_reference(a, params), (a, params)
+        assert _check_neuron(a, g, params), (a, g, params)
 
 
 def test_unit_latencies_keep_the_core_write_schedule():
@@ -157,8 +274,8 @@ def test_trace_unit_matches_reference(input_register):
     dut = TraceUnit(8, input_register=input_register)
     params = {"alpha_pre": 30000, "jump_pre": 77, "a_plus": 201}
     inputs = [{"tag": t, "x": _pick(rng, 0, 255), "spike": rng.randint(0, 1)} for t in range(100)]
-    got = [(g["tag"], g["x"], g["q"])
-           for g in _run_pipeline(dut, params, inputs, dut.latency, ("tag", "x", "q"))]
+    got = [(g["tag"], g["x"], g["q"]) for g in
+           _run_pipeline(dut, params, inputs, {"out": (dut.latency, ("tag", "x", "q"))})["out"]]
     want = []
     for a in inputs:
         x = min(255, decay_trace(a["x"], params["alpha_pre"]) + params["jump_pre"] * a["spike"])
