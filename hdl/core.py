@@ -592,12 +592,24 @@ class Core(wiring.Component):
                     m.d.comb += slist[1].en.eq(1)
                     m.d.sync += n_s.eq(n_s + 1)
             with m.If(nu.amounts.valid):
-                write_d(nu.amounts.payload.tag, nu.amounts.payload.d)
-                write_q(nu.amounts.payload.tag, nu.amounts.payload.q)
+                write_q(nu.amounts.payload.tag, nu.amounts.payload.q)   # (d: below)
             if M:
                 with m.If(tu.out.valid):
                     m.d.comb += itrace[1].en.eq(0b11)
                     write_q(geo.n_pad + to.tag, to.q)
+
+        # d comes from the neuron unit in the pass and from the trace unit (or,
+        # without inputs, a multiplier) in DPASS: one source for write_d, so that
+        # the amount memories' write multiplexers see one d address and value
+        d_from_dpass = Signal()           # set in DPASS and D_DRAIN
+        dp_valid, dp_tag, dp_val = Signal(), Signal(range(T + 1)), Signal(TRACE_BITS)
+        d_valid, d_tag, d_val = Signal(), Signal(range(T + 1)), Signal(TRACE_BITS)
+        am = nu.amounts
+        m.d.comb += [d_valid.eq(Mux(d_from_dpass, dp_valid, am.valid)),
+                     d_tag.eq(Mux(d_from_dpass, dp_tag, am.payload.tag)),
+                     d_val.eq(Mux(d_from_dpass, dp_val, am.payload.d))]
+        with m.If(d_valid):
+            write_d(d_tag, d_val)
 
         # ---- the controller -------------------------------------------------------------------------
         step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
@@ -799,30 +811,30 @@ class Core(wiring.Component):
                     m.d.sync += [t.eq(t + 1), tag1.eq(t)]
                 m.d.sync += dv1.eq(t < N)
                 y = traces[0].data[8:]
+                m.d.comb += d_from_dpass.eq(1)
                 if M:
                     # borrow the input trace unit and its multiplier: with alpha = 1.0
                     # and no jump it passes y through and returns stdp_delta(A-, y)
                     m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
                                  tu.params.a_plus.eq(regs["a_minus"]),
                                  tu.inp.valid.eq(dv1), tu.inp.payload.tag.eq(tag1),
-                                 tu.inp.payload.x.eq(y), tu.inp.payload.spike.eq(0)]
-                    d_valid, d_tag, d = tu.out.valid, tu.out.payload.tag, tu.out.payload.q
+                                 tu.inp.payload.x.eq(y), tu.inp.payload.spike.eq(0),
+                                 dp_valid.eq(tu.out.valid), dp_tag.eq(tu.out.payload.tag),
+                                 dp_val.eq(tu.out.payload.q)]
                 else:
-                    d_valid, d_tag = dv1, tag1
-                    d = ((regs["a_minus"] * y + 128) >> 8)[:TRACE_BITS]
-                with m.If(d_valid):
-                    write_d(d_tag, d)
+                    m.d.comb += [dp_valid.eq(dv1), dp_tag.eq(tag1),
+                                 dp_val.eq(((regs["a_minus"] * y + 128) >> 8)[:TRACE_BITS])]
                 with m.If((t == N) & ~dv1):
                     m.d.sync += drain.eq((tu.latency if M else TraceUnit.LATENCY) + 1)
                     m.next = "D_DRAIN"
 
             with m.State("D_DRAIN"):
+                m.d.comb += d_from_dpass.eq(1)
                 if M:
                     m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
-                                 tu.params.a_plus.eq(regs["a_minus"])]
-                    with m.If(tu.out.valid):
-                        to = tu.out.payload
-                        write_d(to.tag, to.q)
+                                 tu.params.a_plus.eq(regs["a_minus"]),
+                                 dp_valid.eq(tu.out.valid), dp_tag.eq(tu.out.payload.tag),
+                                 dp_val.eq(tu.out.payload.q)]
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.sync += dirty.eq(0)
