@@ -22,7 +22,7 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         word_bytes, region_size, max_body, index_bytes, bitmap_bytes,
                         BITMAP_TAG, check_config)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
-from .framing import Verdict, TxItem, ring_bits
+from .framing import Verdict, TxItem, ring_bits, NO_RW_CHECK
 from .layouts import (bus_request_layout, bus_response_layout, event_layout, spike_layout,
                       core_master_ports)
 
@@ -162,20 +162,22 @@ class CommandEngine(wiring.Component):
         al = aux_layout(cfg, self.caps)
         init = [0] * al["depth"]
         init[al["caps"]:al["caps"] + len(self.caps)] = self.caps
-        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"], init=init)
+        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"], init=init,
+                                        attrs=NO_RW_CHECK)
         abits = (al["depth"] - 1).bit_length()
 
         def at(name, offset):
             """Address ``offset`` of region ``name``: base bits above the offset's bits."""
             ob = al["bits"][name]
             return Cat(Value.cast(offset)[:ob], Const(al[name] >> ob, abits - ob))
-        arp, awp = aux.read_port(), aux.write_port()
+        arp, awp = aux.read_port(domain="comb"), aux.write_port()
         e_raddr = Signal(range(al["depth"]))     # the engine's accesses (0 when idle)
         e_waddr = Signal(range(al["depth"]))
         e_wdata = Signal(al["width"])
         e_wen = Signal()
         e_mem = Signal()                          # the engine uses aux in this cycle
-        aux_data = arp.data
+        aux_data = Signal(al["width"], reset_less=True)     # the RAM's own output register
+        m.d.sync += aux_data.eq(arp.data)
 
         # -- link counters in aux: one shared byte incrementer -------------------------
         # An event marks its counter pending; the updater adds one to it (byte by

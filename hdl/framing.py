@@ -15,7 +15,14 @@ from ..protocol import (END, ESC, ESC_END, ESC_ESC, MIN_FRAME, TRAILER_BYTES, Er
 from .crc import crc16_next
 from .uart import RxByte
 
-__all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
+__all__ = ["Verdict", "Deframer", "TxItem", "Framer", "NO_RW_CHECK"]
+
+#: Attributes of a RAM read through an asynchronous port and a register: the
+#: same behaviour as a synchronous port (a read in the cycle of a write to the
+#: same address returns the old data), but Yosys then merges the register into
+#: the block RAM without adding collision-emulation logic (the old data is what
+#: the RAM's own output register holds anyway).
+NO_RW_CHECK = {"no_rw_check": 1}
 
 #: What the deframer reports for each delimited, non-empty frame.  Good frames
 #: lie in the ring one behind the other, so a good frame starts where the
@@ -82,11 +89,13 @@ class Deframer(wiring.Component):
         m = Module()
         mf = self.max_frame
         rb = ring_bits(mf)
-        m.submodules.buf = buf = Memory(shape=8, depth=1 << rb, init=[])
+        m.submodules.buf = buf = Memory(shape=8, depth=1 << rb, init=[], attrs=NO_RW_CHECK)
         fs = Signal(rb + 1)        # where the frame being received starts
         wp = buf.write_port()
-        rp = buf.read_port()
-        m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
+        rp = buf.read_port(domain="comb")
+        rd_q = Signal(8, reset_less=True)
+        m.d.sync += rd_q.eq(rp.data)
+        m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rd_q)]
         # verdicts queue with only as many length bits as a frame can have
         lbits = (mf + 1).bit_length()
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=3 + 8 + 8 + lbits, depth=self.fifo_depth)
