@@ -206,6 +206,12 @@ class Framer(wiring.Component):
     A frame opens with its first body byte and closes on an item with
     ``close=1``; a close with no open frame is ignored.
 
+    Parameters
+    ----------
+    max_len : int
+        Longest body the framer is given (sets the width of its length
+        counter; the length field on the wire is always 16 bits).
+
     Attributes
     ----------
     inp : In(stream of TxItem)
@@ -213,13 +219,17 @@ class Framer(wiring.Component):
         Bytes for the UART transmitter.
     """
 
-    inp: In(stream.Signature(TxItem))
-    out: Out(stream.Signature(8))
+    def __init__(self, max_len: int = 0xFFFF):
+        if not 1 <= max_len <= 0xFFFF:
+            raise ValueError(f"max_len must be in 1..65535, not {max_len}")
+        self.max_len = max_len
+        super().__init__({"inp": In(stream.Signature(TxItem)),
+                          "out": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
         m = Module()
         crc = Signal(16, init=CRC_INIT)
-        length = Signal(16)
+        length = Signal(range(self.max_len + 1))
         opened = Signal()
         second = Signal(8)         # the escape code still to send after ESC
         tr = Signal(range(5))      # trailer byte being sent
@@ -227,8 +237,10 @@ class Framer(wiring.Component):
 
         # one escaper and one CRC update, shared by body and trailer bytes
         trailer = Signal(8)
+        len16 = Signal(16)
+        m.d.comb += len16.eq(length)
         m.d.comb += trailer.eq(Mux(tr[1], Mux(tr[0], crc[:8], crc[8:]),
-                                   Mux(tr[0], length[8:], length[:8])))
+                                   Mux(tr[0], len16[8:], len16[:8])))
         byte = Signal(8)
         m.d.comb += byte.eq(Mux(in_trailer, trailer, self.inp.payload.data))
         needs = (byte == END) | (byte == ESC)
