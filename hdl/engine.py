@@ -94,6 +94,7 @@ class _Seq:
 
     def case(self, name):
         self.defined.add(name)
+        self.current = name
         return self.m.Case(self.id(name))
 
     def finish(self):
@@ -171,7 +172,7 @@ class CommandEngine(wiring.Component):
             ob = al["bits"][name]
             return Cat(Value.cast(offset)[:ob], Const(al[name] >> ob, abits - ob))
         arp, awp = aux.read_port(domain="comb"), aux.write_port()
-        e_raddr = Signal(range(al["depth"]))     # the engine's accesses (0 when idle)
+        e_raddr = Signal(range(al["depth"]))     # the engine's accesses
         e_waddr = Signal(range(al["depth"]))
         e_wdata = Signal(al["width"])
         e_wen = Signal()
@@ -201,6 +202,7 @@ class CommandEngine(wiring.Component):
         u_start = Signal()
         pend_clr = Signal(nctr)
         u_raddr = Signal(range(al["depth"]))
+        u_rd = Signal()                          # the updater reads (the engine does not)
         u_waddr = Signal(range(al["depth"]))
         u_wdata = Signal(8)
         u_wen = Signal()
@@ -213,7 +215,7 @@ class CommandEngine(wiring.Component):
         # aux address depends on the data just read (a short path from the RAM).
         u_cy = Signal()
         with m.If(u_start):
-            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))),
+            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))), u_rd.eq(1),
                          pend_clr.eq(1 << first_pend)]
             m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_b.eq(0), u_cy.eq(1)]
         with m.If(u_busy):
@@ -221,21 +223,48 @@ class CommandEngine(wiring.Component):
                          u_wdata.eq(aux_data[:8] + u_cy), u_wen.eq(1)]
             m.d.sync += [u_b.eq(u_b + 1), u_cy.eq(u_cy & (aux_data[:8] == 0xFF))]
             with m.If(u_b != 3):
-                m.d.comb += u_raddr.eq(at("counters", Cat((u_b + 1)[:2], u_c)))
+                m.d.comb += [u_raddr.eq(at("counters", Cat((u_b + 1)[:2], u_c))), u_rd.eq(1)]
             with m.Else():
                 m.d.sync += u_busy.eq(0)
         m.d.sync += pend.eq((pend & ~pend_clr) | pend_set)
-        m.d.comb += [arp.addr.eq(e_raddr | u_raddr),
+        m.d.comb += [arp.addr.eq(Mux(u_rd, u_raddr, e_raddr)),
                      awp.addr.eq(Mux(u_wen, u_waddr, e_waddr)),
                      awp.data.eq(Mux(u_wen, u_wdata, e_wdata)),
                      awp.en.eq(u_wen | e_wen)]
         aux_free = ~u_busy & (pend == 0)         # an access sequence may start
 
+        # The engine's aux address and write data are chosen by the state alone
+        # (see aux_ports below): a read nobody uses is harmless, and a write
+        # needs e_wen, so the access conditions stay out of the address logic.
+        e_reads, e_writes = {}, {}
+
         def aux_read(addr):
-            m.d.comb += [e_raddr.eq(addr), e_mem.eq(1)]
+            e_reads.setdefault(fsm.current, []).append(addr)
+            m.d.comb += e_mem.eq(1)
 
         def aux_write(addr, value):
-            m.d.comb += [e_waddr.eq(addr), e_wdata.eq(value), e_wen.eq(1), e_mem.eq(1)]
+            e_writes.setdefault(fsm.current, []).append((addr, value))
+            m.d.comb += [e_wen.eq(1), e_mem.eq(1)]
+
+        def by_state(uses, default):
+            """Mux over the states that use something other than ``default``."""
+            groups = {}
+            for name, exprs in uses.items():
+                keys = {repr(Value.cast(e)) for e in exprs}
+                assert len(keys) == 1, f"state {name} uses aux in more than one way"
+                key = keys.pop()
+                if key != repr(Value.cast(default)):
+                    groups.setdefault(key, [exprs[0], []])[1].append(fsm.id(name))
+            out = default
+            for expr, ids in groups.values():
+                out = Mux(fsm.state.matches(*ids), expr, out)
+            return out
+
+        def aux_ports():
+            m.d.comb += [e_raddr.eq(by_state(e_reads, k)),
+                         e_waddr.eq(by_state({n: [a for a, _ in w] for n, w in e_writes.items()}, k)),
+                         e_wdata.eq(by_state({n: [v for _, v in w] for n, w in e_writes.items()},
+                                             Const(0, al["width"])))]
 
         m.d.sync += self.error.eq(self.judged.valid & (self.judged.payload != Err.OK))
 
@@ -730,4 +759,5 @@ class CommandEngine(wiring.Component):
             with state("RX_ACK"):
                 emit_word(steps, 2, "CLOSE")
         fsm.finish()
+        aux_ports()
         return m
