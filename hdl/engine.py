@@ -177,8 +177,15 @@ class CommandEngine(wiring.Component):
         e_wdata = Signal(al["width"])
         e_wen = Signal()
         e_mem = Signal()                          # the engine uses aux in this cycle
-        aux_data = Signal(al["width"], reset_less=True)     # the RAM's own output register
-        m.d.sync += aux_data.eq(arp.data)
+        # Two registers after the RAM: the first is the RAM's own (Yosys folds
+        # it into the block RAM); the second keeps the RAM's slow output away
+        # from logic, so a read's data is ``aux_data`` two cycles after its address.
+        aux_ram = Signal(al["width"], reset_less=True)
+        aux_data = Signal(al["width"], reset_less=True)
+        m.d.sync += [aux_ram.eq(arp.data), aux_data.eq(aux_ram)]
+        e_rd = Signal()                           # the engine reads aux in this cycle
+        rv1, rv2 = Signal(), Signal()             # ... one and two cycles ago (rv2: aux_data valid)
+        m.d.sync += [rv1.eq(e_rd), rv2.eq(rv1)]
 
         # -- link counters in aux: one shared byte incrementer -------------------------
         # An event marks its counter pending; the updater adds one to it (byte by
@@ -198,7 +205,7 @@ class CommandEngine(wiring.Component):
         m.d.comb += pend_set[LinkCounter.DROPPED_REPLIES].eq(self.dropped)
         u_busy = Signal()
         u_c = Signal(range(nctr))
-        u_b = Signal(2)
+        u_n = Signal(3)          # 1..3: byte read; 2..5: byte u_n - 2 written
         u_start = Signal()
         pend_clr = Signal(nctr)
         u_raddr = Signal(range(al["depth"]))
@@ -211,20 +218,23 @@ class CommandEngine(wiring.Component):
             with m.If(pend[c]):
                 m.d.comb += first_pend.eq(c)
         m.d.comb += u_start.eq((pend != 0) & ~u_busy & ~e_mem)
-        # The updater always rewrites all four bytes (adding the carry), so no
-        # aux address depends on the data just read (a short path from the RAM).
+        # The updater always rewrites all four bytes (adding the carry), reading
+        # byte j in cycle j and writing it back two cycles later: no aux address
+        # depends on data read, and the RAM's output only feeds registers.
         u_cy = Signal()
         with m.If(u_start):
             m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))), u_rd.eq(1),
                          pend_clr.eq(1 << first_pend)]
-            m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_b.eq(0), u_cy.eq(1)]
+            m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_n.eq(1), u_cy.eq(1)]
         with m.If(u_busy):
-            m.d.comb += [u_waddr.eq(at("counters", Cat(u_b, u_c))),
-                         u_wdata.eq(aux_data[:8] + u_cy), u_wen.eq(1)]
-            m.d.sync += [u_b.eq(u_b + 1), u_cy.eq(u_cy & (aux_data[:8] == 0xFF))]
-            with m.If(u_b != 3):
-                m.d.comb += [u_raddr.eq(at("counters", Cat((u_b + 1)[:2], u_c))), u_rd.eq(1)]
-            with m.Else():
+            m.d.sync += u_n.eq(u_n + 1)
+            with m.If(u_n <= 3):
+                m.d.comb += [u_raddr.eq(at("counters", Cat(u_n[:2], u_c))), u_rd.eq(1)]
+            with m.If(u_n >= 2):
+                m.d.comb += [u_waddr.eq(at("counters", Cat((u_n - 2)[:2], u_c))),
+                             u_wdata.eq(aux_data[:8] + u_cy), u_wen.eq(1)]
+                m.d.sync += u_cy.eq(u_cy & (aux_data[:8] == 0xFF))
+            with m.If(u_n == 5):
                 m.d.sync += u_busy.eq(0)
         m.d.sync += pend.eq((pend & ~pend_clr) | pend_set)
         m.d.comb += [arp.addr.eq(Mux(u_rd, u_raddr, e_raddr)),
@@ -240,6 +250,10 @@ class CommandEngine(wiring.Component):
 
         def aux_read(addr):
             e_reads.setdefault(fsm.current, []).append(addr)
+            m.d.comb += [e_mem.eq(1), e_rd.eq(1)]
+
+        def aux_hold():
+            """Keep the updater out while a read's data is on its way (rv2)."""
             m.d.comb += e_mem.eq(1)
 
         def aux_write(addr, value):
@@ -526,8 +540,10 @@ class CommandEngine(wiring.Component):
                         aux_read(addr)
                         fsm.goto(emit_state)
                 with state(emit_state):
-                    m.d.sync += k.eq(k + 1)
-                    emit_word(aux_data[:8], 1, rd_state)
+                    aux_hold()
+                    with m.If(rv2):
+                        m.d.sync += k.eq(k + 1)
+                        emit_word(aux_data[:8], 1, rd_state)
 
             aux_bytes("CAPS_RD", "CAPS_EM", k, al["caps"] + len(self.caps), "CLOSE")
 
@@ -611,12 +627,14 @@ class CommandEngine(wiring.Component):
                     aux_read(k)
                     m.d.sync += k.eq(k + 1)
                     fsm.goto("C_LB")
-            with state("C_LB"):
-                m.d.sync += dw.eq(Cat(dw[8:], aux_data[:8]))
+            with state("C_LB"):         # the bytes arrive two cycles after their reads
+                aux_hold()
+                with m.If(rv2):
+                    m.d.sync += dw.eq(Cat(dw[8:], aux_data[:8]))
                 with m.If(k[:2] != 0):
                     aux_read(k)
                     m.d.sync += k.eq(k + 1)
-                with m.Else():
+                with m.Elif(rv2 & ~rv1):      # the counter's last byte
                     m.d.sync += nb.eq(4)
                     fsm.call("EMITW", "C_LINK")
             with state("C_CORE"):
@@ -707,8 +725,10 @@ class CommandEngine(wiring.Component):
                 aux_read(at("map", sidx >> 3))
                 fsm.goto("SET_W")
             with state("SET_W"):
-                aux_write(at("map", sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
-                fsm.goto("COLLECT")
+                aux_hold()
+                with m.If(rv2):
+                    aux_write(at("map", sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
+                    fsm.goto("COLLECT")
             with state("EMIT_REC"):
                 bm_now = cnt * ibN > nbN
                 rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
@@ -732,9 +752,11 @@ class CommandEngine(wiring.Component):
                     aux_read(k)
                     fsm.goto("BM_W")
             with state("BM_W"):
-                aux_write(k, 0)
-                m.d.sync += k.eq(k + 1)
-                emit_word(aux_data[:8], 1, "BM_R")
+                aux_hold()
+                with m.If(rv2):
+                    aux_write(k, 0)
+                    m.d.sync += k.eq(k + 1)
+                    emit_word(aux_data[:8], 1, "BM_R")
             # emit the list entries; each clears the bitmap byte of the entry
             # before it (idx; the first clears that of the step's last spike,
             # also in the bitmap), and the last is cleared on the way out
@@ -747,8 +769,10 @@ class CommandEngine(wiring.Component):
                         aux_read(k)
                         fsm.goto("SP_W")
             with state("SP_W"):
-                m.d.sync += [k.eq(k + 1), idx.eq(aux_data)]
-                emit_word(aux_data[:index_width(N)], ibN, "SP_OUT")
+                aux_hold()
+                with m.If(rv2):
+                    m.d.sync += [k.eq(k + 1), idx.eq(aux_data)]
+                    emit_word(aux_data[:index_width(N)], ibN, "SP_OUT")
             with state("RX_DONE"):
                 with m.If(frame_open):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
