@@ -403,6 +403,13 @@ class CommandEngine(wiring.Component):
                     m.d.sync += idx[8:16].eq(byte)
                     fsm.goto(after)
 
+        bm_now = cnt * ibN > nbN
+        rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
+        # whether the record fits the open frame, registered: cnt and flen
+        # never change in the cycle before EMIT_REC, and the adders stay
+        # off the path to tx.valid
+        overfull = Signal()
+        m.d.sync += overfull.eq(flen + rs > mbody)
         with m.Switch(fsm.state):
             with state("IDLE"):      # first: state 0
                 m.d.comb += self.verdict.ready.eq(1)
@@ -730,9 +737,7 @@ class CommandEngine(wiring.Component):
                     aux_write(at("map", sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
                     fsm.goto("COLLECT")
             with state("EMIT_REC"):
-                bm_now = cnt * ibN > nbN
-                rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
-                with m.If(frame_open & (flen + rs > mbody)):
+                with m.If(frame_open & overfull):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                     with m.If(self.tx.ready):
                         m.d.sync += frame_open.eq(0)
