@@ -118,6 +118,10 @@ class Deframer(wiring.Component):
         # until the END shows which byte was which (bits, not the bytes).
         len_lo = Signal(TRAILER_BYTES)         # newest in bit 0
         len_hi = Signal(TRAILER_BYTES - 1)
+        # (i - 1) >> 8 for byte index i is the previous byte's count >> 8 (the
+        # count steps by one per byte; once it stops the frame is too long,
+        # and at i = 0 the answer does not matter: such a frame is too short)
+        prev_hi = Signal(len(count) - 8 if len(count) > 8 else 1)
 
         b = self.inp.payload.data
         dec = Signal(8)            # decoded byte
@@ -148,7 +152,7 @@ class Deframer(wiring.Component):
         with m.If(dec_en):
             m.d.sync += [crc.eq(crc16_next(crc, dec)),
                          len_lo.eq(Cat(dec == count[:8], len_lo)),
-                         len_hi.eq(Cat(dec == (count - 1)[8:16], len_hi))]
+                         len_hi.eq(Cat(dec == prev_hi, len_hi)), prev_hi.eq(count[8:])]
             with m.If(count <= mf):
                 m.d.sync += count.eq(count + 1)
             with m.If(count == 0):
@@ -182,13 +186,15 @@ class Deframer(wiring.Component):
         final = Signal(3)
         m.d.comb += final.eq(Mux((status == Err.OK) & ~fifo.w_rdy, Err.OVERRUN, status))
         v = Signal(Verdict)
-        m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
-                     v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
+        # op and seq are cleared at every END, so a frame too short to hold
+        # them reports 0 without a multiplexer
+        m.d.comb += [v.status.eq(final), v.op.eq(op), v.seq.eq(seq),
+                     v.length.eq(count - TRAILER_BYTES),
                      fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits]))]
         m.d.sync += self.dropped.eq(0)
         with m.If(is_end):
             m.d.sync += [count.eq(0), crc.eq(CRC_INIT), esc.eq(0), seen.eq(0), bad.eq(0),
-                         overrun.eq(0)]
+                         overrun.eq(0), op.eq(0), seq.eq(0)]
             with m.If(seen):
                 m.d.comb += [self.judged.valid.eq(1), self.judged.payload.eq(final)]
                 with m.If(fifo.w_rdy):
