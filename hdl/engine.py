@@ -719,17 +719,21 @@ class CommandEngine(wiring.Component):
                     m.d.sync += cnt.eq(0)
                     fsm.goto("COLLECT")
             sidx = idx[:index_width(N)]
+            # a spike's index is registered (idx) before it is stored: the core's
+            # RAM output does not reach the aux RAM's inputs in one cycle
             with state("COLLECT"):       # store a spike in the list, then set its bitmap bit
                 m.d.comb += self.spikes.ready.eq(aux_free)
                 with m.If(self.spikes.valid & aux_free):
                     with m.If(self.spikes.payload.end):
                         fsm.goto("EMIT_REC")
                     with m.Else():
-                        aux_write(at("list", cnt), self.spikes.payload.index)
-                        m.d.sync += [cnt.eq(cnt + 1), idx.eq(self.spikes.payload.index)]
+                        aux_hold()
+                        m.d.sync += idx.eq(self.spikes.payload.index)
                         fsm.goto("SET_R")
             with state("SET_R"):
+                aux_write(at("list", cnt), sidx)
                 aux_read(at("map", sidx >> 3))
+                m.d.sync += cnt.eq(cnt + 1)
                 fsm.goto("SET_W")
             with state("SET_W"):
                 aux_hold()
