@@ -22,7 +22,7 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         word_bytes, region_size, max_body, index_bytes, bitmap_bytes,
                         BITMAP_TAG, check_config)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
-from .framing import Verdict, TxItem, ring_bits
+from .framing import Verdict, TxItem, ring_bits, NO_RW_CHECK
 from .layouts import (bus_request_layout, bus_response_layout, event_layout, spike_layout,
                       core_master_ports)
 
@@ -94,6 +94,7 @@ class _Seq:
 
     def case(self, name):
         self.defined.add(name)
+        self.current = name
         return self.m.Case(self.id(name))
 
     def finish(self):
@@ -162,20 +163,29 @@ class CommandEngine(wiring.Component):
         al = aux_layout(cfg, self.caps)
         init = [0] * al["depth"]
         init[al["caps"]:al["caps"] + len(self.caps)] = self.caps
-        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"], init=init)
+        m.submodules.aux = aux = Memory(shape=al["width"], depth=al["depth"], init=init,
+                                        attrs=NO_RW_CHECK)
         abits = (al["depth"] - 1).bit_length()
 
         def at(name, offset):
             """Address ``offset`` of region ``name``: base bits above the offset's bits."""
             ob = al["bits"][name]
             return Cat(Value.cast(offset)[:ob], Const(al[name] >> ob, abits - ob))
-        arp, awp = aux.read_port(), aux.write_port()
-        e_raddr = Signal(range(al["depth"]))     # the engine's accesses (0 when idle)
+        arp, awp = aux.read_port(domain="comb"), aux.write_port()
+        e_raddr = Signal(range(al["depth"]))     # the engine's accesses
         e_waddr = Signal(range(al["depth"]))
         e_wdata = Signal(al["width"])
         e_wen = Signal()
         e_mem = Signal()                          # the engine uses aux in this cycle
-        aux_data = arp.data
+        # Two registers after the RAM: the first is the RAM's own (Yosys folds
+        # it into the block RAM); the second keeps the RAM's slow output away
+        # from logic, so a read's data is ``aux_data`` two cycles after its address.
+        aux_ram = Signal(al["width"], reset_less=True)
+        aux_data = Signal(al["width"], reset_less=True)
+        m.d.sync += [aux_ram.eq(arp.data), aux_data.eq(aux_ram)]
+        e_rd = Signal()                           # the engine reads aux in this cycle
+        rv1, rv2 = Signal(), Signal()             # ... one and two cycles ago (rv2: aux_data valid)
+        m.d.sync += [rv1.eq(e_rd), rv2.eq(rv1)]
 
         # -- link counters in aux: one shared byte incrementer -------------------------
         # An event marks its counter pending; the updater adds one to it (byte by
@@ -195,10 +205,11 @@ class CommandEngine(wiring.Component):
         m.d.comb += pend_set[LinkCounter.DROPPED_REPLIES].eq(self.dropped)
         u_busy = Signal()
         u_c = Signal(range(nctr))
-        u_b = Signal(2)
+        u_n = Signal(3)          # 1..3: byte read; 2..5: byte u_n - 2 written
         u_start = Signal()
         pend_clr = Signal(nctr)
         u_raddr = Signal(range(al["depth"]))
+        u_rd = Signal()                          # the updater reads (the engine does not)
         u_waddr = Signal(range(al["depth"]))
         u_wdata = Signal(8)
         u_wen = Signal()
@@ -207,31 +218,67 @@ class CommandEngine(wiring.Component):
             with m.If(pend[c]):
                 m.d.comb += first_pend.eq(c)
         m.d.comb += u_start.eq((pend != 0) & ~u_busy & ~e_mem)
+        # The updater always rewrites all four bytes (adding the carry), reading
+        # byte j in cycle j and writing it back two cycles later: no aux address
+        # depends on data read, and the RAM's output only feeds registers.
+        u_cy = Signal()
         with m.If(u_start):
-            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))),
+            m.d.comb += [u_raddr.eq(at("counters", Cat(Const(0, 2), first_pend))), u_rd.eq(1),
                          pend_clr.eq(1 << first_pend)]
-            m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_b.eq(0)]
+            m.d.sync += [u_busy.eq(1), u_c.eq(first_pend), u_n.eq(1), u_cy.eq(1)]
         with m.If(u_busy):
-            carry = aux_data[:8] == 0xFF
-            m.d.comb += [u_waddr.eq(at("counters", Cat(u_b, u_c))), u_wdata.eq(aux_data[:8] + 1),
-                         u_wen.eq(1)]
-            with m.If(carry & (u_b != 3)):
-                m.d.comb += u_raddr.eq(at("counters", Cat((u_b + 1)[:2], u_c)))
-                m.d.sync += u_b.eq(u_b + 1)
-            with m.Else():
+            m.d.sync += u_n.eq(u_n + 1)
+            with m.If(u_n <= 3):
+                m.d.comb += [u_raddr.eq(at("counters", Cat(u_n[:2], u_c))), u_rd.eq(1)]
+            with m.If(u_n >= 2):
+                m.d.comb += [u_waddr.eq(at("counters", Cat((u_n - 2)[:2], u_c))),
+                             u_wdata.eq(aux_data[:8] + u_cy), u_wen.eq(1)]
+                m.d.sync += u_cy.eq(u_cy & (aux_data[:8] == 0xFF))
+            with m.If(u_n == 5):
                 m.d.sync += u_busy.eq(0)
         m.d.sync += pend.eq((pend & ~pend_clr) | pend_set)
-        m.d.comb += [arp.addr.eq(e_raddr | u_raddr),
+        m.d.comb += [arp.addr.eq(Mux(u_rd, u_raddr, e_raddr)),
                      awp.addr.eq(Mux(u_wen, u_waddr, e_waddr)),
                      awp.data.eq(Mux(u_wen, u_wdata, e_wdata)),
                      awp.en.eq(u_wen | e_wen)]
         aux_free = ~u_busy & (pend == 0)         # an access sequence may start
 
+        # The engine's aux address and write data are chosen by the state alone
+        # (see aux_ports below): a read nobody uses is harmless, and a write
+        # needs e_wen, so the access conditions stay out of the address logic.
+        e_reads, e_writes = {}, {}
+
         def aux_read(addr):
-            m.d.comb += [e_raddr.eq(addr), e_mem.eq(1)]
+            e_reads.setdefault(fsm.current, []).append(addr)
+            m.d.comb += [e_mem.eq(1), e_rd.eq(1)]
+
+        def aux_hold():
+            """Keep the updater out while a read's data is on its way (rv2)."""
+            m.d.comb += e_mem.eq(1)
 
         def aux_write(addr, value):
-            m.d.comb += [e_waddr.eq(addr), e_wdata.eq(value), e_wen.eq(1), e_mem.eq(1)]
+            e_writes.setdefault(fsm.current, []).append((addr, value))
+            m.d.comb += [e_wen.eq(1), e_mem.eq(1)]
+
+        def by_state(uses, default):
+            """Mux over the states that use something other than ``default``."""
+            groups = {}
+            for name, exprs in uses.items():
+                keys = {repr(Value.cast(e)) for e in exprs}
+                assert len(keys) == 1, f"state {name} uses aux in more than one way"
+                key = keys.pop()
+                if key != repr(Value.cast(default)):
+                    groups.setdefault(key, [exprs[0], []])[1].append(fsm.id(name))
+            out = default
+            for expr, ids in groups.values():
+                out = Mux(fsm.state.matches(*ids), expr, out)
+            return out
+
+        def aux_ports():
+            m.d.comb += [e_raddr.eq(by_state(e_reads, k)),
+                         e_waddr.eq(by_state({n: [a for a, _ in w] for n, w in e_writes.items()}, k)),
+                         e_wdata.eq(by_state({n: [v for _, v in w] for n, w in e_writes.items()},
+                                             Const(0, al["width"])))]
 
         m.d.sync += self.error.eq(self.judged.valid & (self.judged.payload != Err.OK))
 
@@ -260,8 +307,6 @@ class CommandEngine(wiring.Component):
         byte = self.rd_data              # valid in the cycle after a fetch()
         dw = Signal(DATA_BITS)           # bus data, and the shift register of emitted words
         nb = Signal(3)
-        kind = Signal(2)                 # 0: ACK, 1: NAK, 2: SPIKES
-        hdr_len = Signal(2)
         code = Signal(3)
         lw = Signal(2)
         mbyte = Signal(8)
@@ -274,7 +319,7 @@ class CommandEngine(wiring.Component):
         first = Signal()
         bpos = Signal(range(max(nbN, nbM) + 1))
         cnt = Signal(range(N + 1))
-        k = Signal(range(max(N, 4 * nctr, len(self.caps)) + 1))
+        k = Signal(abits)                # aux address of sequential accesses
         frame_open = Signal()
         flen = Signal(range(mbody + 1))
         chk = Signal()                   # RUN's first pass: check the records only
@@ -283,8 +328,13 @@ class CommandEngine(wiring.Component):
         reg4 = hdr[0:REGION_BITS]
         start = hdr[8:32]
         cur = hdr[8:8 + ib]              # word index of the current access
+        # cur counts in (at least) 16 bits, so that after RANGE, which turns
+        # ``left`` (a count below 2**16) into the end index modulo 2**16, the
+        # loops end on an equality test instead of counting ``left`` down
+        curw = hdr[8:8 + max(ib, 16)]
         cnt16 = hdr[32:48]
-        left = cnt16                     # words still to do (WRITE, READ, WRITE_MASK)
+        left = cnt16                     # word count (WRITE, READ, WRITE_MASK); after RANGE the end
+        done = curw[:16] == left
         steps = hdr[0:16]
         # the most words a READ answer holds: (count << lw) <= mbody - 3 and count < 1024
         rmax = [min((mbody - 3) >> lws[r], 1023) for r in range(16)]
@@ -307,12 +357,9 @@ class CommandEngine(wiring.Component):
         bus_write = Signal()
         m.d.comb += self.bus.payload.write.eq(bus_write)
 
-        kind_byte = Mux(kind == 0, Kind.ACK, Mux(kind == 1, Kind.NAK, Kind.SPIKES))
-
         def header(kind_value, after, length=3):
-            kv = {Kind.ACK: 0, Kind.NAK: 1, Kind.SPIKES: 2}[kind_value]
-            m.d.sync += [kind.eq(kv), hdr_len.eq(length - 1), hc.eq(0)]
-            fsm.call("HDR", after)
+            # an answer's header (kind, seq, op, code) is emitted as a word
+            emit_word(Cat(Const(kind_value, 8), seq, op, code), length, after)
 
         def emit_word(value, nbytes, after):
             m.d.sync += [dw.eq(value), nb.eq(nbytes)]
@@ -356,6 +403,13 @@ class CommandEngine(wiring.Component):
                     m.d.sync += idx[8:16].eq(byte)
                     fsm.goto(after)
 
+        bm_now = cnt * ibN > nbN
+        rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
+        # whether the record fits the open frame, registered: cnt and flen
+        # never change in the cycle before EMIT_REC, and the adders stay
+        # off the path to tx.valid
+        overfull = Signal()
+        m.d.sync += overfull.eq(flen + rs > mbody)
         with m.Switch(fsm.state):
             with state("IDLE"):      # first: state 0
                 m.d.comb += self.verdict.ready.eq(1)
@@ -381,14 +435,17 @@ class CommandEngine(wiring.Component):
                 with m.Switch(op):
                     with m.Case(Op.CAPS):
                         with m.If(blen == 2):
-                            m.d.sync += k.eq(0)
+                            m.d.sync += k.eq(al["caps"])
                             header(Kind.ACK, "CAPS_RD")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE):
+                        # a writable region's words have at most 2**wlanes bytes, so
+                        # only wsh's bits of r_lw matter (any other region is rejected)
                         dlen = (blen - 6)[:len(blen)]
-                        align = (dlen & ((Const(1, 4) << r_lw) - 1)) == 0
-                        m.d.sync += [left.eq(dlen >> r_lw), lw.eq(r_lw)]
+                        wsh = r_lw[:wlanes.bit_length()]
+                        align = (dlen & ((Const(1, 4) << wsh) - 1)) == 0
+                        m.d.sync += [left.eq(dlen >> wsh), lw.eq(r_lw)]
                         with m.If((blen >= 6) & r_ok_w & align):
                             m.d.sync += ptr.eq(6)
                             fsm.goto("RANGE")
@@ -402,8 +459,10 @@ class CommandEngine(wiring.Component):
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE_MASK):
                         m.d.sync += [bit.eq(0), ptr.eq(8)]
-                        with m.If((blen >= 8) & ((region == Region.W_REC) | (region == Region.W_IN))
-                                  & (blen - 8 == (cnt16 + 7)[3:])):
+                        # blen == 8 + ceil(count / 8), without a subtractor
+                        mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
+                        with m.If(((region == Region.W_REC) | (region == Region.W_IN))
+                                  & (blen == mask_len)):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
@@ -416,14 +475,14 @@ class CommandEngine(wiring.Component):
                     with m.Case(Op.RESET):
                         with m.If((blen == 3) & (hdr[3:8] == 0)):
                             m.d.sync += hdr[0:REGION_BITS].eq(Region.CONTROL)
-                            m.d.sync += cur.eq(0)
+                            m.d.sync += curw.eq(0)
                             m.d.sync += [mbyte.eq(hdr[0:8]), dw.eq(0)]
                             fsm.goto("RS_0")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.COUNTERS):
                         with m.If(blen == 2):
-                            m.d.sync += k.eq(0)
+                            m.d.sync += k.eq(al["counters"])
                             header(Kind.ACK, "C_LINK")
                         with m.Else():
                             nak(Err.ARGS)
@@ -431,7 +490,9 @@ class CommandEngine(wiring.Component):
                         nak(Err.OPCODE)
 
             with state("RANGE"):        # WRITE, READ, WRITE_MASK: 1 <= count, start + count <= size
-                with m.If((left != 0) & start_ok & (cur + left <= r_size)):
+                end = cur + left
+                m.d.sync += left.eq(end[:16])
+                with m.If((left != 0) & start_ok & (end <= r_size)):
                     m.d.sync += streaming.eq(op != Op.READ)
                     with m.Switch(op):
                         with m.Case(Op.WRITE):
@@ -444,14 +505,6 @@ class CommandEngine(wiring.Component):
                     nak(Err.ARGS)
 
             # -- shared subroutines ----------------------------------------------------
-            with state("HDR"):
-                m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.data.eq(
-                                 Mux(hc == 0, kind_byte, Mux(hc == 1, seq, Mux(hc == 2, op, code))))]
-                with m.If(self.tx.ready):
-                    m.d.sync += hc.eq(hc + 1)
-                    with m.If(hc == hdr_len):
-                        fsm.return_()
             with state("EMITW"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.data.eq(dw[:8])]
                 with m.If(self.tx.ready):
@@ -486,27 +539,29 @@ class CommandEngine(wiring.Component):
                 fsm.goto("IDLE")
 
             # -- CAPS and the link counters: bytes of aux ----------------------------------
-            def aux_bytes(rd_state, emit_state, addr, count, after):
+            def aux_bytes(rd_state, emit_state, addr, end, after):
                 with state(rd_state):
-                    with m.If(k == count):
+                    with m.If(k == end):
                         fsm.goto(after)
                     with m.Elif(aux_free):
                         aux_read(addr)
                         fsm.goto(emit_state)
                 with state(emit_state):
-                    m.d.sync += k.eq(k + 1)
-                    emit_word(aux_data[:8], 1, rd_state)
+                    aux_hold()
+                    with m.If(rv2):
+                        m.d.sync += k.eq(k + 1)
+                        emit_word(aux_data[:8], 1, rd_state)
 
-            aux_bytes("CAPS_RD", "CAPS_EM", at("caps", k), len(self.caps), "CLOSE")
+            aux_bytes("CAPS_RD", "CAPS_EM", k, al["caps"] + len(self.caps), "CLOSE")
 
             # -- READ ----------------------------------------------------------------------
             with state("R_LOOP"):
-                with m.If(left == 0):
+                with m.If(done):
                     fsm.goto("CLOSE")
                 with m.Else():
                     bus_op(0, "R_EMIT")
             with state("R_EMIT"):
-                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), nb.eq(Const(1, 4) << lw)]
+                m.d.sync += [curw.eq(curw + 1), nb.eq(Const(1, 4) << lw)]
                 fsm.call("EMITW", "R_LOOP")
 
             # -- WRITE (words of 1 or 2 bytes) and WRITE_MASK (read-modify-write of the
@@ -515,7 +570,7 @@ class CommandEngine(wiring.Component):
             assert Op.WRITE ^ Op.WRITE_MASK == 1 << mask_bit
             is_mask = op[mask_bit] if Op.WRITE_MASK >> mask_bit & 1 else ~op[mask_bit]
             with state("W_LOOP"):
-                with m.If(left == 0):
+                with m.If(done):
                     header(Kind.ACK, "CLOSE")
                 with m.Elif(~is_mask):
                     m.d.sync += [dw.eq(0), nb.eq(0)]
@@ -532,7 +587,7 @@ class CommandEngine(wiring.Component):
                 with m.Else():
                     fetch("W_BYTE")
             with state("W_NEXT"):
-                m.d.sync += [cur.eq(cur + 1), left.eq(left - 1), bit.eq(bit + 1)]
+                m.d.sync += [curw.eq(curw + 1), bit.eq(bit + 1)]
                 fsm.goto("W_LOOP")
             with state("M_BYTE"):
                 m.d.sync += mbyte.eq(byte)
@@ -556,35 +611,37 @@ class CommandEngine(wiring.Component):
             with state("RS_1B"):
                 bus_op(1, "RS_2")
             with state("RS_2"):
-                m.d.sync += k.eq(0)
+                m.d.sync += k.eq(al["counters"])
                 with m.If(mbyte[2]):
                     fsm.goto("RS_CLR")
                 with m.Else():
                     header(Kind.ACK, "CLOSE")
             with state("RS_CLR"):        # zero the link counters' bytes in aux
-                with m.If(k == 4 * nctr):
+                with m.If(k == al["counters"] + 4 * nctr):
                     header(Kind.ACK, "CLOSE")
                 with m.Elif(aux_free):
-                    aux_write(at("counters", k), 0)
+                    aux_write(k, 0)
                     m.d.sync += k.eq(k + 1)
 
             # -- COUNTERS ------------------------------------------------------------------
             # each link counter's four bytes are read in consecutive cycles (the
             # updater cannot step in between), so a counter is sent as one value
             with state("C_LINK"):
-                with m.If(k == 4 * nctr):
-                    m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), cur.eq(0)]
+                with m.If(k == al["counters"] + 4 * nctr):
+                    m.d.sync += [hdr[0:REGION_BITS].eq(Region.COUNTER), curw.eq(0)]
                     fsm.goto("C_CORE")
                 with m.Elif(aux_free):
-                    aux_read(at("counters", k))
+                    aux_read(k)
                     m.d.sync += k.eq(k + 1)
                     fsm.goto("C_LB")
-            with state("C_LB"):
-                m.d.sync += dw.eq(Cat(dw[8:], aux_data[:8]))
+            with state("C_LB"):         # the bytes arrive two cycles after their reads
+                aux_hold()
+                with m.If(rv2):
+                    m.d.sync += dw.eq(Cat(dw[8:], aux_data[:8]))
                 with m.If(k[:2] != 0):
-                    aux_read(at("counters", k))
+                    aux_read(k)
                     m.d.sync += k.eq(k + 1)
-                with m.Else():
+                with m.Elif(rv2 & ~rv1):      # the counter's last byte
                     m.d.sync += nb.eq(4)
                     fsm.call("EMITW", "C_LINK")
             with state("C_CORE"):
@@ -593,7 +650,7 @@ class CommandEngine(wiring.Component):
                 with m.Else():
                     bus_op(0, "C_CORE_E")
             with state("C_CORE_E"):
-                m.d.sync += [cur.eq(cur + 1), nb.eq(4)]
+                m.d.sync += [curw.eq(curw + 1), nb.eq(4)]
                 fsm.call("EMITW", "C_CORE")
 
             # -- RUN: one record parser, run twice -------------------------------------
@@ -662,25 +719,29 @@ class CommandEngine(wiring.Component):
                     m.d.sync += cnt.eq(0)
                     fsm.goto("COLLECT")
             sidx = idx[:index_width(N)]
+            # a spike's index is registered (idx) before it is stored: the core's
+            # RAM output does not reach the aux RAM's inputs in one cycle
             with state("COLLECT"):       # store a spike in the list, then set its bitmap bit
                 m.d.comb += self.spikes.ready.eq(aux_free)
                 with m.If(self.spikes.valid & aux_free):
                     with m.If(self.spikes.payload.end):
                         fsm.goto("EMIT_REC")
                     with m.Else():
-                        aux_write(at("list", cnt), self.spikes.payload.index)
-                        m.d.sync += [cnt.eq(cnt + 1), idx.eq(self.spikes.payload.index)]
+                        aux_hold()
+                        m.d.sync += idx.eq(self.spikes.payload.index)
                         fsm.goto("SET_R")
             with state("SET_R"):
+                aux_write(at("list", cnt), sidx)
                 aux_read(at("map", sidx >> 3))
+                m.d.sync += cnt.eq(cnt + 1)
                 fsm.goto("SET_W")
             with state("SET_W"):
-                aux_write(at("map", sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
-                fsm.goto("COLLECT")
+                aux_hold()
+                with m.If(rv2):
+                    aux_write(at("map", sidx >> 3), aux_data[:8] | (Const(1, 8) << sidx[:3]))
+                    fsm.goto("COLLECT")
             with state("EMIT_REC"):
-                bm_now = cnt * ibN > nbN
-                rs = Mux(bm_now, 2 + nbN, 2 + cnt * ibN)
-                with m.If(frame_open & (flen + rs > mbody)):
+                with m.If(frame_open & overfull):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
                     with m.If(self.tx.ready):
                         m.d.sync += frame_open.eq(0)
@@ -688,31 +749,39 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [frame_open.eq(1), flen.eq(2)]
                     header(Kind.SPIKES, "EMIT_REC", length=2)
                 with m.Else():
-                    m.d.sync += [flen.eq(flen + rs), k.eq(0)]
+                    m.d.sync += [flen.eq(flen + rs), k.eq(Mux(bm_now, al["map"], al["list"]))]
                     m.d.sync += [dw.eq(Mux(bm_now, BITMAP_TAG, cnt)), nb.eq(2)]
                     fsm.call("EMITW", "SP_OUT")
                     with m.If(bm_now):
                         m.d.sync += fsm.ret.eq(fsm.id("BM_R"))
             with state("BM_R"):          # emit a bitmap byte and clear it
-                with m.If(k == nbN):
+                with m.If(k == al["map"] + nbN):
                     fsm.goto("STEP")
                 with m.Elif(aux_free):
-                    aux_read(at("map", k))
+                    aux_read(k)
                     fsm.goto("BM_W")
             with state("BM_W"):
-                aux_write(at("map", k), 0)
-                m.d.sync += k.eq(k + 1)
-                emit_word(aux_data[:8], 1, "BM_R")
-            with state("SP_OUT"):        # emit a list entry and clear its bitmap byte
-                with m.If(k == cnt):
-                    fsm.goto("STEP")
-                with m.Elif(aux_free):
-                    aux_read(at("list", k))
-                    fsm.goto("SP_W")
+                aux_hold()
+                with m.If(rv2):
+                    aux_write(k, 0)
+                    m.d.sync += k.eq(k + 1)
+                    emit_word(aux_data[:8], 1, "BM_R")
+            # emit the list entries; each clears the bitmap byte of the entry
+            # before it (idx; the first clears that of the step's last spike,
+            # also in the bitmap), and the last is cleared on the way out
+            with state("SP_OUT"):
+                with m.If(aux_free):
+                    aux_write(at("map", sidx >> 3), 0)
+                    with m.If(k == at("list", cnt)):   # a list has fewer than N entries
+                        fsm.goto("STEP")
+                    with m.Else():
+                        aux_read(k)
+                        fsm.goto("SP_W")
             with state("SP_W"):
-                aux_write(at("map", aux_data[:index_width(N)] >> 3), 0)
-                m.d.sync += k.eq(k + 1)
-                emit_word(aux_data[:index_width(N)], ibN, "SP_OUT")
+                aux_hold()
+                with m.If(rv2):
+                    m.d.sync += [k.eq(k + 1), idx.eq(aux_data)]
+                    emit_word(aux_data[:index_width(N)], ibN, "SP_OUT")
             with state("RX_DONE"):
                 with m.If(frame_open):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.close.eq(1)]
@@ -723,4 +792,5 @@ class CommandEngine(wiring.Component):
             with state("RX_ACK"):
                 emit_word(steps, 2, "CLOSE")
         fsm.finish()
+        aux_ports()
         return m

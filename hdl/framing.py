@@ -15,7 +15,14 @@ from ..protocol import (END, ESC, ESC_END, ESC_ESC, MIN_FRAME, TRAILER_BYTES, Er
 from .crc import crc16_next
 from .uart import RxByte
 
-__all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
+__all__ = ["Verdict", "Deframer", "TxItem", "Framer", "NO_RW_CHECK"]
+
+#: Attributes of a RAM read through an asynchronous port and a register: the
+#: same behaviour as a synchronous port (a read in the cycle of a write to the
+#: same address returns the old data), but Yosys then merges the register into
+#: the block RAM without adding collision-emulation logic (the old data is what
+#: the RAM's own output register holds anyway).
+NO_RW_CHECK = {"no_rw_check": 1}
 
 #: What the deframer reports for each delimited, non-empty frame.  Good frames
 #: lie in the ring one behind the other, so a good frame starts where the
@@ -82,11 +89,13 @@ class Deframer(wiring.Component):
         m = Module()
         mf = self.max_frame
         rb = ring_bits(mf)
-        m.submodules.buf = buf = Memory(shape=8, depth=1 << rb, init=[])
+        m.submodules.buf = buf = Memory(shape=8, depth=1 << rb, init=[], attrs=NO_RW_CHECK)
         fs = Signal(rb + 1)        # where the frame being received starts
         wp = buf.write_port()
-        rp = buf.read_port()
-        m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rp.data)]
+        rp = buf.read_port(domain="comb")
+        rd_q = Signal(8, reset_less=True)
+        m.d.sync += rd_q.eq(rp.data)
+        m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rd_q)]
         # verdicts queue with only as many length bits as a frame can have
         lbits = (mf + 1).bit_length()
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=3 + 8 + 8 + lbits, depth=self.fifo_depth)
@@ -109,6 +118,10 @@ class Deframer(wiring.Component):
         # until the END shows which byte was which (bits, not the bytes).
         len_lo = Signal(TRAILER_BYTES)         # newest in bit 0
         len_hi = Signal(TRAILER_BYTES - 1)
+        # (i - 1) >> 8 for byte index i is the previous byte's count >> 8 (the
+        # count steps by one per byte; once it stops the frame is too long,
+        # and at i = 0 the answer does not matter: such a frame is too short)
+        prev_hi = Signal(len(count) - 8 if len(count) > 8 else 1)
 
         b = self.inp.payload.data
         dec = Signal(8)            # decoded byte
@@ -139,7 +152,7 @@ class Deframer(wiring.Component):
         with m.If(dec_en):
             m.d.sync += [crc.eq(crc16_next(crc, dec)),
                          len_lo.eq(Cat(dec == count[:8], len_lo)),
-                         len_hi.eq(Cat(dec == (count - 1)[8:16], len_hi))]
+                         len_hi.eq(Cat(dec == prev_hi, len_hi)), prev_hi.eq(count[8:])]
             with m.If(count <= mf):
                 m.d.sync += count.eq(count + 1)
             with m.If(count == 0):
@@ -173,13 +186,15 @@ class Deframer(wiring.Component):
         final = Signal(3)
         m.d.comb += final.eq(Mux((status == Err.OK) & ~fifo.w_rdy, Err.OVERRUN, status))
         v = Signal(Verdict)
-        m.d.comb += [v.status.eq(final), v.op.eq(Mux(count >= 1, op, 0)),
-                     v.seq.eq(Mux(count >= 2, seq, 0)), v.length.eq(count - TRAILER_BYTES),
+        # op and seq are cleared at every END, so a frame too short to hold
+        # them reports 0 without a multiplexer
+        m.d.comb += [v.status.eq(final), v.op.eq(op), v.seq.eq(seq),
+                     v.length.eq(count - TRAILER_BYTES),
                      fifo.w_data.eq(Cat(v.status, v.op, v.seq, v.length[:lbits]))]
         m.d.sync += self.dropped.eq(0)
         with m.If(is_end):
             m.d.sync += [count.eq(0), crc.eq(CRC_INIT), esc.eq(0), seen.eq(0), bad.eq(0),
-                         overrun.eq(0)]
+                         overrun.eq(0), op.eq(0), seq.eq(0)]
             with m.If(seen):
                 m.d.comb += [self.judged.valid.eq(1), self.judged.payload.eq(final)]
                 with m.If(fifo.w_rdy):
@@ -197,6 +212,12 @@ class Framer(wiring.Component):
     A frame opens with its first body byte and closes on an item with
     ``close=1``; a close with no open frame is ignored.
 
+    Parameters
+    ----------
+    max_len : int
+        Longest body the framer is given (sets the width of its length
+        counter; the length field on the wire is always 16 bits).
+
     Attributes
     ----------
     inp : In(stream of TxItem)
@@ -204,13 +225,17 @@ class Framer(wiring.Component):
         Bytes for the UART transmitter.
     """
 
-    inp: In(stream.Signature(TxItem))
-    out: Out(stream.Signature(8))
+    def __init__(self, max_len: int = 0xFFFF):
+        if not 1 <= max_len <= 0xFFFF:
+            raise ValueError(f"max_len must be in 1..65535, not {max_len}")
+        self.max_len = max_len
+        super().__init__({"inp": In(stream.Signature(TxItem)),
+                          "out": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
         m = Module()
         crc = Signal(16, init=CRC_INIT)
-        length = Signal(16)
+        length = Signal(range(self.max_len + 1))
         opened = Signal()
         second = Signal(8)         # the escape code still to send after ESC
         tr = Signal(range(5))      # trailer byte being sent
@@ -218,8 +243,10 @@ class Framer(wiring.Component):
 
         # one escaper and one CRC update, shared by body and trailer bytes
         trailer = Signal(8)
+        len16 = Signal(16)
+        m.d.comb += len16.eq(length)
         m.d.comb += trailer.eq(Mux(tr[1], Mux(tr[0], crc[:8], crc[8:]),
-                                   Mux(tr[0], length[8:], length[:8])))
+                                   Mux(tr[0], len16[8:], len16[:8])))
         byte = Signal(8)
         m.d.comb += byte.eq(Mux(in_trailer, trailer, self.inp.payload.data))
         needs = (byte == END) | (byte == ESC)

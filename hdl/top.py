@@ -10,7 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..formats import CoreConfig
-from ..protocol import MAX_FRAME, caps_payload, check_config
+from ..protocol import MAX_FRAME, caps_payload, check_config, max_body
 from .engine import CommandEngine, bus_layouts
 from .framing import Deframer, Framer
 from .layouts import core_master_ports
@@ -56,7 +56,8 @@ class LinkCore(wiring.Component):
         m.submodules.deframer = dfr = Deframer(self.max_frame)
         m.submodules.engine = eng = CommandEngine(self.config, max_frame=self.max_frame,
                                                   caps=self.caps)
-        m.submodules.framer = frm = Framer()
+        # answers never exceed the engine's frame body limit
+        m.submodules.framer = frm = Framer(max_body(self.max_frame))
         wiring.connect(m, wiring.flipped(self.rx), dfr.inp)
         wiring.connect(m, dfr.verdict, eng.verdict)
         wiring.connect(m, dfr.judged, eng.judged)

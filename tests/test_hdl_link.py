@@ -312,6 +312,15 @@ def test_caps_counters_reset():
     assert sum(int.from_bytes(words[4 * i:4 * i + 4], "little") for i in range(1, 8)) == 0
 
 
+def test_link_counter_carries_into_higher_bytes():
+    # 257 RESETs (nothing to clear) and the COUNTERS frame: the good-frame
+    # counter passes 255, so the aux updater's carry reaches its second byte
+    items = [cmd(Op.RESET, k & 0xFF, b"\x00") for k in range(257)] + [cmd(Op.COUNTERS, 9)]
+    answers, _, _ = check(CFG, items)
+    words = frames_of(answers[-1])[0][2][1:]
+    assert int.from_bytes(words[0:4], "little") == 258
+
+
 def test_write_read_mask_roundtrip():
     rng = random.Random(1)
     n, m = CFG.neurons, CFG.inputs
