@@ -349,6 +349,12 @@ class CommandEngine(wiring.Component):
         r_ok_w = ~r_hi & Const(wmask, 16).bit_select(reg4, 1)
         r_ok_r = ~r_hi & Const(rmask, 16).bit_select(reg4, 1)
         start_ok = start[ib:] == 0 if ib < 24 else Const(1)
+        # DECODE's tests, computed in CHECK the clock before (a short path to
+        # the answer code): a READ's length and count, a WRITE_MASK's length
+        # (blen == 8 + ceil(count / 8), without a subtractor), a WRITE's region
+        read_ok, mask_ok, write_ok = Signal(), Signal(), Signal()
+        lw_r = Signal.like(r_lw)
+        mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
         m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
                      self.tail.eq(Mux(streaming, rd_ptr, fstart)),
@@ -428,7 +434,14 @@ class CommandEngine(wiring.Component):
                 with m.If(hc != 0):
                     m.d.sync += hdr.eq(Cat(hdr[8:], self.rd_data))
                 with m.If(hc == 6):
-                    fsm.goto("DECODE")
+                    fsm.goto("CHECK")
+
+            with state("CHECK"):        # the region's limits and the count tests, registered
+                m.d.sync += [read_ok.eq((blen == 8) & r_ok_r & (cnt16 <= r_rmax)),
+                             mask_ok.eq(((region == Region.W_REC) | (region == Region.W_IN))
+                                        & (blen == mask_len)),
+                             write_ok.eq(r_ok_w), lw_r.eq(r_lw)]
+                fsm.goto("DECODE")
 
             with state("DECODE"):
                 # payload length tests on blen (= payload + 2) directly: no subtractor
@@ -443,26 +456,23 @@ class CommandEngine(wiring.Component):
                         # a writable region's words have at most 2**wlanes bytes, so
                         # only wsh's bits of r_lw matter (any other region is rejected)
                         dlen = (blen - 6)[:len(blen)]
-                        wsh = r_lw[:wlanes.bit_length()]
+                        wsh = lw_r[:wlanes.bit_length()]
                         align = (dlen & ((Const(1, 4) << wsh) - 1)) == 0
-                        m.d.sync += [left.eq(dlen >> wsh), lw.eq(r_lw)]
-                        with m.If((blen >= 6) & r_ok_w & align):
+                        m.d.sync += [left.eq(dlen >> wsh), lw.eq(lw_r)]
+                        with m.If((blen >= 6) & write_ok & align):
                             m.d.sync += ptr.eq(6)
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.READ):
-                        m.d.sync += lw.eq(r_lw)
-                        with m.If((blen == 8) & r_ok_r & (cnt16 <= r_rmax)):
+                        m.d.sync += lw.eq(lw_r)
+                        with m.If(read_ok):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE_MASK):
                         m.d.sync += [bit.eq(0), ptr.eq(8)]
-                        # blen == 8 + ceil(count / 8), without a subtractor
-                        mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
-                        with m.If(((region == Region.W_REC) | (region == Region.W_IN))
-                                  & (blen == mask_len)):
+                        with m.If(mask_ok):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
