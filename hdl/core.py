@@ -123,8 +123,8 @@ class Core(wiring.Component):
         ``bank_memory(data, granularity)`` gets the bank's ``MemoryData`` and
         write granularity and returns ``(elaboratable, read_port, write_port)``
         whose ports behave like a ``Memory``'s (read: ``addr``, ``en``, ``data``
-        one clock later, not transparent; write: ``addr``, ``data``, ``en`` per
-        lane).  Used by board tops, e.g. for a RAM clocked twice as fast.
+        one clock later, not transparent; write: ``addr``, ``data``, ``en``;
+        the core passes ``granularity=None``: it writes whole words).  Used by board tops, e.g. for a RAM clocked twice as fast.
     poison_collisions : bool
         Simulation check: a block RAM read of the address written in the same
         clock returns the inverted word instead of the old one.  The core
@@ -450,7 +450,6 @@ class Core(wiring.Component):
             with m.If(vs[0]):
                 m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
                 m.d.sync += [amt_u[b].eq(amt_bank[b]) for b in range(B)]
-            with m.If(vs[0]):
                 m.d.comb += acc_addr.eq(cs[0])
         else:
             raw, amt_u = s_rdata, amt_bank
@@ -483,8 +482,8 @@ class Core(wiring.Component):
             m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
             m.d.comb += [acc_wdata[k].eq(acc[k][0].data + post_w[k]) for k in range(P)]
 
-        # write stage (and bus writes): the banks' write data, lane enables and
-        # address come from registers through one LUT level
+        # write stage (and bus writes): the banks' write data, write enables and
+        # addresses come from registers through one LUT level
         wr = Signal()
         m.d.comb += wr.eq(vs[U + 1] & changed_w)
         bus_wen = Signal(B)               # bus write of bus_word (state B_WRITE)
@@ -515,8 +514,9 @@ class Core(wiring.Component):
                              wp.addr.eq(bank_addr(addrs[U + 1], b))]
             else:
                 a_sel = Signal.like(iss_addr, name=f"a_sel{b}")
-                m.d.comb += [a_sel.eq(Mux(wr, addrs[U + 1], iss_addr)), wp.addr.eq(bank_addr(a_sel, b))]
-                m.d.comb += [rp.addr.eq(bank_addr(a_sel, b)), rp.en.eq(s_wen[b] == 0)]
+                a_bank = bank_addr(a_sel, b)
+                m.d.comb += [a_sel.eq(Mux(wr, addrs[U + 1], iss_addr)), wp.addr.eq(a_bank),
+                             rp.addr.eq(a_bank), rp.en.eq(s_wen[b] == 0)]
 
         # ---- default port controls ----------------------------------------------------------------
         for rp, wp in list(prm.values()) + [st_v, st_i, reftr, traces, slist] + amt + acc:
@@ -610,6 +610,14 @@ class Core(wiring.Component):
                      d_val.eq(Mux(d_from_dpass, dp_val, am.payload.d))]
         with m.If(d_valid):
             write_d(d_tag, d_val)
+        if M:
+            # DPASS borrows the input trace unit and its multiplier: with alpha =
+            # 1.0 and no jump it passes y through and returns stdp_delta(A-, y)
+            with m.If(d_from_dpass):
+                m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
+                             tu.params.a_plus.eq(regs["a_minus"]),
+                             dp_valid.eq(tu.out.valid), dp_tag.eq(tu.out.payload.tag),
+                             dp_val.eq(tu.out.payload.q)]
 
         # ---- the controller -------------------------------------------------------------------------
         step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
@@ -770,7 +778,7 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += rdata.eq(rd1)
             with m.State("B_WRITE"):
-                # (bus_wen writes bus_word at the write stage's address, the bus word)
+                # bus_wen writes bus_word at addrs[U + 1], which B_DIV set to the bus word
                 m.d.sync += bus_wen.eq(0)
                 m.next = "B_ACK"
             with m.State("CLEAR"):
@@ -813,14 +821,8 @@ class Core(wiring.Component):
                 y = traces[0].data[8:]
                 m.d.comb += d_from_dpass.eq(1)
                 if M:
-                    # borrow the input trace unit and its multiplier: with alpha = 1.0
-                    # and no jump it passes y through and returns stdp_delta(A-, y)
-                    m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
-                                 tu.params.a_plus.eq(regs["a_minus"]),
-                                 tu.inp.valid.eq(dv1), tu.inp.payload.tag.eq(tag1),
-                                 tu.inp.payload.x.eq(y), tu.inp.payload.spike.eq(0),
-                                 dp_valid.eq(tu.out.valid), dp_tag.eq(tu.out.payload.tag),
-                                 dp_val.eq(tu.out.payload.q)]
+                    m.d.comb += [tu.inp.valid.eq(dv1), tu.inp.payload.tag.eq(tag1),
+                                 tu.inp.payload.x.eq(y), tu.inp.payload.spike.eq(0)]
                 else:
                     m.d.comb += [dp_valid.eq(dv1), dp_tag.eq(tag1),
                                  dp_val.eq(((regs["a_minus"] * y + 128) >> 8)[:TRACE_BITS])]
@@ -830,11 +832,6 @@ class Core(wiring.Component):
 
             with m.State("D_DRAIN"):
                 m.d.comb += d_from_dpass.eq(1)
-                if M:
-                    m.d.comb += [tu.params.alpha_pre.eq(DECAY_ONE), tu.params.jump_pre.eq(0),
-                                 tu.params.a_plus.eq(regs["a_minus"]),
-                                 dp_valid.eq(tu.out.valid), dp_tag.eq(tu.out.payload.tag),
-                                 dp_val.eq(tu.out.payload.q)]
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.sync += dirty.eq(0)
