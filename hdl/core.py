@@ -124,7 +124,8 @@ class Core(wiring.Component):
         write granularity and returns ``(elaboratable, read_port, write_port)``
         whose ports behave like a ``Memory``'s (read: ``addr``, ``en``, ``data``
         one clock later, not transparent; write: ``addr``, ``data``, ``en``;
-        the core passes ``granularity=None``: it writes whole words).  Used by board tops, e.g. for a RAM clocked twice as fast.
+        the core passes ``granularity=None``: it writes whole words).  Used by
+        board tops, e.g. for a RAM clocked twice as fast.
     poison_collisions : bool
         Simulation check: a block RAM read of the address written in the same
         clock returns the inverted word instead of the old one.  The core
