@@ -196,13 +196,17 @@ class CommandEngine(wiring.Component):
         nctr = len(LinkCounter)
         pend = Signal(nctr)
         pend_set = Signal(nctr)
+        # the deframer's events are registered first (its verdict logic is deep)
+        judged_v, judged_p, dropped = Signal(), Signal.like(self.judged.payload), Signal()
+        m.d.sync += [judged_v.eq(self.judged.valid), judged_p.eq(self.judged.payload),
+                     dropped.eq(self.dropped)]
         for c in set(VERDICT_COUNTER.values()):
             hit = 0
             for status, cc in VERDICT_COUNTER.items():
                 if cc == c:
-                    hit = hit | (self.judged.payload == status)
-            m.d.comb += pend_set[c].eq(self.judged.valid & hit)
-        m.d.comb += pend_set[LinkCounter.DROPPED_REPLIES].eq(self.dropped)
+                    hit = hit | (judged_p == status)
+            m.d.comb += pend_set[c].eq(judged_v & hit)
+        m.d.comb += pend_set[LinkCounter.DROPPED_REPLIES].eq(dropped)
         u_busy = Signal()
         u_c = Signal(range(nctr))
         u_n = Signal(3)          # 1..3: byte read; 2..5: byte u_n - 2 written
@@ -280,7 +284,7 @@ class CommandEngine(wiring.Component):
                          e_wdata.eq(by_state({n: [v for _, v in w] for n, w in e_writes.items()},
                                              Const(0, al["width"])))]
 
-        m.d.sync += self.error.eq(self.judged.valid & (self.judged.payload != Err.OK))
+        m.d.sync += self.error.eq(judged_v & (judged_p != Err.OK))
 
         # -- region tables (4-input ROMs) ---------------------------------------------
         regions = {int(r) for r in Region}
@@ -354,6 +358,7 @@ class CommandEngine(wiring.Component):
         # (blen == 8 + ceil(count / 8), without a subtractor), a WRITE's region
         read_ok, mask_ok, write_ok = Signal(), Signal(), Signal()
         lw_r = Signal.like(r_lw)
+        range_ok = Signal()
         mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
         m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
@@ -501,8 +506,11 @@ class CommandEngine(wiring.Component):
 
             with state("RANGE"):        # WRITE, READ, WRITE_MASK: 1 <= count, start + count <= size
                 end = cur + left
-                m.d.sync += left.eq(end[:16])
-                with m.If((left != 0) & start_ok & (end <= r_size)):
+                m.d.sync += [left.eq(end[:16]),
+                             range_ok.eq((left != 0) & start_ok & (end <= r_size))]
+                fsm.goto("RANGE_OK")
+            with state("RANGE_OK"):     # the test's adder and comparator are registered
+                with m.If(range_ok):
                     m.d.sync += streaming.eq(op != Op.READ)
                     with m.Switch(op):
                         with m.Case(Op.WRITE):

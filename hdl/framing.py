@@ -234,6 +234,17 @@ class Framer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The input is held in a register and ``inp.ready`` is that register
+        # being empty: the sender's handshake never passes through the
+        # framer's logic (one item per two clocks, far above the UART's rate).
+        item = Signal(TxItem)
+        full = Signal()
+        take = Signal()
+        m.d.comb += self.inp.ready.eq(~full)
+        with m.If(self.inp.valid & ~full):
+            m.d.sync += [item.eq(self.inp.payload), full.eq(1)]
+        with m.If(take):
+            m.d.sync += full.eq(0)
         crc = Signal(16, init=CRC_INIT)
         length = Signal(range(self.max_len + 1))
         opened = Signal()
@@ -248,7 +259,7 @@ class Framer(wiring.Component):
         m.d.comb += trailer.eq(Mux(tr[1], Mux(tr[0], crc[:8], crc[8:]),
                                    Mux(tr[0], len16[8:], len16[:8])))
         byte = Signal(8)
-        m.d.comb += byte.eq(Mux(in_trailer, trailer, self.inp.payload.data))
+        m.d.comb += byte.eq(Mux(in_trailer, trailer, item.data))
         needs = (byte == END) | (byte == ESC)
         crc_next = Signal(16)
         m.d.comb += crc_next.eq(crc16_next(crc, byte))
@@ -261,9 +272,9 @@ class Framer(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(self.inp.valid):
-                    with m.If(self.inp.payload.close):
-                        m.d.comb += self.inp.ready.eq(1)
+                with m.If(full):
+                    with m.If(item.close):
+                        m.d.comb += take.eq(1)
                         with m.If(opened):
                             m.next = "TRAILER"
                             m.d.sync += [tr.eq(0), in_trailer.eq(1)]
@@ -274,7 +285,7 @@ class Framer(wiring.Component):
                     with m.Else():
                         put()
                         with m.If(self.out.ready):
-                            m.d.comb += self.inp.ready.eq(1)
+                            m.d.comb += take.eq(1)
                             m.d.sync += [crc.eq(crc_next), length.eq(length + 1)]
                             with m.If(needs):
                                 m.next = "SECOND"
