@@ -619,11 +619,6 @@ def _build_and_check(name, **kw):
     return rep
 
 
-# Known failure, kept visible: the N=256, M=256 design needs about 9,100 of the
-# UP5K's 5,280 logic cells and 33 of 30 EBR (docs/boards.md).  strict=True makes
-# the test fail as soon as the design fits, so this marker must then go.
-@pytest.mark.xfail(strict=True, raises=nb.BuildError,
-                   reason="the default iCEBreaker design does not fit the UP5K yet")
 def test_icebreaker_default_build():
     """The default iCEBreaker bitstream fits, meets its clock and keeps memories in RAM blocks."""
     rep = _build_and_check("icebreaker")
