@@ -1,10 +1,12 @@
 """Synthesis report of the NeuroCoreX core alone (no UART, no pins): Yosys cell counts.
 
-    python benchmarks/synth_report.py [--family ice40|ecp5] [-N 256] [-M 256] [--hier]
+    python benchmarks/synth_report.py [--board icebreaker|ulx3s] [-N 256] [-M 256] [--hier]
 
-Runs ``synth_ice40 -spram -dsp`` (or ``synth_ecp5``) from the PyPI Yosys on
-``Core(config)`` exactly as the board build does (SPRAM-bound synapse banks,
-their initial values removed) and prints ``key: value`` lines: LUT4s, FFs,
+Runs the board's Yosys synthesis (``synth_ice40`` or ``synth_ecp5`` with the
+options of its build, from the PyPI Yosys) on the core as the board's design
+instantiates it (``neurocorex.boards.top.board_core``: on the iCEBreaker
+double-pumped SPRAM banks, their initial values removed; on the ULX3S
+dual-port block RAM banks) and prints ``key: value`` lines: LUT4s, FFs,
 carries, EBRs, SPRAMs, DSPs and where each memory went.  It stops after
 synthesis (no placement: the core's streams are not pins), so it is the
 core's own cost; ``neurocorex build --board`` gives the placed and routed
@@ -12,9 +14,11 @@ figures of the whole design.  Results are cached in ``build/synth/``.
 
 ``--hier`` synthesises without flattening (``-noflatten``) and adds one line
 per Amaranth submodule (``module.lut``, ``module.carry``, ...): the core's own
-logic (``top``), the neuron unit (``top.nu``), the trace unit (``top.tu``),
-the divider (``top.div``).  Flattening lets Yosys optimise across the units,
-so the flat total is a little lower than the sum of the per-module figures.
+logic (``top.core``, or ``top`` when the core is the top), the neuron unit
+(``….nu``), the trace unit (``….tu``), the divider (``….div``) and, on the
+iCEBreaker, each double-pumped bank (``….mem_syn0`` ...).  Flattening lets
+Yosys optimise across the units, so the flat total is a little lower than the
+sum of the per-module figures.
 """
 
 import argparse
@@ -27,11 +31,15 @@ import time
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.hdl import ClockDomain, ClockSignal, Module
+from amaranth.lib import wiring
 
 from neurocorex.boards import report as rep
 from neurocorex.boards.build import toolchain_env
+from neurocorex.boards.targets import BOARDS
+from neurocorex.boards.top import board_core
 from neurocorex.formats import CoreConfig
-from neurocorex.hdl.core import Core
+from neurocorex.hdl.spram import FAST_DOMAIN
 
 BUDGET = {
     "ice40": {"lut": 5280, "ebr": 30, "spram": 4, "dsp": 8},
@@ -66,20 +74,43 @@ def _summary(family, cells):
             "lutram": cells.get("TRELLIS_DPR16X4", 0)}
 
 
-def synth(family, neurons, inputs, banks=4, root="build/synth", hier=False):
+class _Wrapped(wiring.Component):
+    """The core with the fast domain of its double-pumped banks clocked from a port."""
+
+    def __init__(self, core):
+        self.core = core
+        super().__init__({**core.signature.members, "fast_clk": wiring.In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains += ClockDomain(FAST_DOMAIN, reset_less=True)
+        m.d.comb += ClockSignal(FAST_DOMAIN).eq(self.fast_clk)
+        m.submodules.core = self.core
+        for name in self.core.signature.members:       # every member is a stream
+            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(self.core, name))
+        return m
+
+
+def synth(board_name, neurons, inputs, banks=4, root="build/synth", hier=False):
+    board = BOARDS[board_name]
+    family = board.family
     config = CoreConfig(neurons=neurons, inputs=inputs)
-    core = Core(config, banks=banks, synapse_attrs={"ram_style": "huge"} if family == "ice40" else None)
-    text = rtlil.convert(core, name="top")
+    core = board_core(config, spram=board.spram, dual_port=board.dual_port,
+                      double_pump=board.double_pump, pump_schedule=board.pump_schedule, banks=banks)
+    if board.double_pump:
+        text = rtlil.convert(_Wrapped(core), name="top")
+    else:
+        text = rtlil.convert(core, name="top")
     if family == "ice40":
         text, _, _ = rep.drop_spram_init(text)
-    digest = hashlib.sha256((family + str(hier) + text).encode()).hexdigest()[:12]
-    d = Path(root) / f"{family}-{neurons}x{inputs}-b{banks}{'-hier' if hier else ''}-{digest}"
+    digest = hashlib.sha256((board_name + str(hier) + text).encode()).hexdigest()[:12]
+    d = Path(root) / f"{board_name}-{neurons}x{inputs}-b{banks}{'-hier' if hier else ''}-{digest}"
     out_json = d / "report.json"
     if out_json.exists():
         return json.loads(out_json.read_text())
     d.mkdir(parents=True, exist_ok=True)
     (d / "core.il").write_text(text)
-    cmd = {"ice40": "synth_ice40 -spram -dsp -top top", "ecp5": "synth_ecp5 -top top"}[family]
+    cmd = f"synth_{family} {board.overrides.get('synth_opts', '')} -top top"
     if hier:
         cmd += " -noflatten; stat"
     env = toolchain_env(family)
@@ -93,7 +124,8 @@ def synth(family, neurons, inputs, banks=4, root="build/synth", hier=False):
         for name, mod_cells in per_module(log).items():
             r.update({f"{name}.{k}": v for k, v in _summary(family, mod_cells).items()})
     mems = rep.memory_mapping(log)
-    r.update(family=family, neurons=neurons, inputs=inputs, banks=banks, synapses=config.synapses,
+    r.update(board=board_name, family=family, neurons=neurons, inputs=inputs, banks=banks,
+             synapses=config.synapses,
              memories=", ".join(f"{k.split('.')[-1]}->{v}" for k, v in sorted(mems.items())),
              memories_in_logic=sum(v == "logic" for v in mems.values()),
              synth_s=round(time.monotonic() - t0, 1), log=str(d / "synth.log"))
@@ -103,18 +135,20 @@ def synth(family, neurons, inputs, banks=4, root="build/synth", hier=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--family", choices=sorted(BUDGET), default="ice40")
+    p.add_argument("--board", choices=sorted(b for b, v in BOARDS.items() if v.family in BUDGET),
+                   default="icebreaker")
     p.add_argument("-N", "--neurons", type=int, default=256)
     p.add_argument("-M", "--inputs", type=int, default=256)
     p.add_argument("--banks", type=int, default=4, help="synapse banks of the core")
     p.add_argument("--hier", action="store_true",
                    help="keep the submodules apart (-noflatten) and report each of them")
     args = p.parse_args(argv)
-    r = synth(args.family, args.neurons, args.inputs, args.banks, hier=args.hier)
+    r = synth(args.board, args.neurons, args.inputs, args.banks, hier=args.hier)
+    family = BOARDS[args.board].family
     for k, v in r.items():
-        budget = BUDGET[args.family].get(k)
+        budget = BUDGET[family].get(k)
         print(f"{k}: {v}" + (f"/{budget}" if budget else ""))
-    over = [k for k, b in BUDGET[args.family].items() if r.get(k, 0) > b]
+    over = [k for k, b in BUDGET[family].items() if r.get(k, 0) > b]
     if over:
         print(f"over budget: {', '.join(over)}", file=sys.stderr)
         return 1

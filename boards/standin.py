@@ -151,16 +151,11 @@ class CoreExerciser(wiring.Component):
 
     def __init__(self, config, *, clk_hz, baud, board=None, double_pump=False, spram=False,
                  dual_port=False, banks=4, pump_schedule="middle"):
-        from ..hdl.core import Core
-        from ..hdl.spram import DOUBLE_PUMPED_CORE, double_pumped_banks
+        from .top import board_core
         self.config = config
-        if double_pump:
-            # the same core options as the board top's (boards/top.py)
-            self.core = Core(config, banks=banks, bank_memory=double_pumped_banks(schedule=pump_schedule),
-                             **DOUBLE_PUMPED_CORE)
-        else:
-            self.core = Core(config, banks=banks, dual_port=dual_port,
-                             synapse_attrs={"ram_style": "huge"} if spram else None)
+        # the same core options as the board top's
+        self.core = board_core(config, spram=spram, dual_port=dual_port, double_pump=double_pump,
+                               pump_schedule=pump_schedule, banks=banks)
         super().__init__()
 
     def elaborate(self, platform):

@@ -44,15 +44,24 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
             raise
         raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
                               "checkout; build the flow-check design with --stand-in") from None
+    core = board_core(config, spram=spram, dual_port=dual_port, double_pump=double_pump,
+                      pump_schedule=pump_schedule)
+    return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
+
+
+def board_core(config, *, spram=False, dual_port=False, double_pump=False,
+               pump_schedule="middle", **kw):
+    """The core as a board's full design instantiates it (the flags as in
+    :func:`make_design`; ``kw`` goes to :class:`~neurocorex.hdl.core.Core`).
+    With ``double_pump`` its banks are in the ``sync2x`` domain, which the
+    design around it must define."""
     from ..hdl.core import Core
     if double_pump:
         from ..hdl.spram import DOUBLE_PUMPED_CORE, double_pumped_banks
-        core = Core(config, bank_memory=double_pumped_banks(schedule=pump_schedule),
-                    **DOUBLE_PUMPED_CORE)
-    else:
-        core = Core(config, dual_port=dual_port,
-                    synapse_attrs={"ram_style": "huge"} if spram else None)
-    return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
+        return Core(config, bank_memory=double_pumped_banks(schedule=pump_schedule),
+                    **DOUBLE_PUMPED_CORE, **kw)
+    return Core(config, dual_port=dual_port,
+                synapse_attrs={"ram_style": "huge"} if spram else None, **kw)
 
 
 def led_ports(design):

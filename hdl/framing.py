@@ -221,6 +221,8 @@ class Framer(wiring.Component):
     Attributes
     ----------
     inp : In(stream of TxItem)
+        Taken into a register; ``ready`` is that register being empty (it
+        does not depend on ``valid``), so at most one item per two clocks.
     out : Out(stream of 8 bits)
         Bytes for the UART transmitter.
     """
