@@ -139,9 +139,11 @@ class Core(wiring.Component):
     register_bank_outputs : bool
         Register the synapse banks' read data before the STDP update (one
         more clock of pipeline latency): block RAM and SPRAM outputs arrive
-        late in the clock.  Turn it off for banks whose read data already
-        comes from a fabric register (:class:`~neurocorex.hdl.spram.DoublePumpedRAM`):
-        saves a 16-bit register per bank and per pipeline stage.
+        late in the clock.  The accumulators' read data is registered with
+        it, so that their read-add-write loop has a register in it.  Turn it
+        off for banks whose read data already comes from a fabric register
+        (:class:`~neurocorex.hdl.spram.DoublePumpedRAM`): saves a 16-bit
+        register per bank and per pipeline stage, and the accumulator words'.
 
     Members
     -------
@@ -395,16 +397,15 @@ class Core(wiring.Component):
         last_k = Signal(range(max(M, 1)))
 
         # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
-        # cycle x: issue a read of one word per bank (and of d, or of q); x+1:
-        # register the raw words (bank output stage, see register_bank_outputs),
-        # read the accumulators; x+2: update the words and add the old weights
-        # into the accumulators; x+3: write the words back if any changed.
-        # Every decision comes from registers, so the memory outputs only drive
-        # registers and the update logic sits between two registers (the
-        # accumulators are read the clock before the update so that their RAM's
-        # output register is the stage register).  Without the bank output
-        # stage (banks whose output already is a fabric register) each step
-        # after x comes a clock earlier.
+        # cycle x: issue a read of one word per bank (and of d, or of q) and of
+        # the accumulators; x+1: register the raw words and the accumulators'
+        # (bank output stage, see register_bank_outputs); x+2: update the words
+        # and add the old weights into the accumulators; x+3: write the words
+        # back if any changed.  Every decision comes from registers, so the
+        # memory outputs only drive registers and the update logic sits between
+        # two registers.  Without the bank output stage (banks whose output
+        # already is a fabric register) each step after x comes a clock
+        # earlier, and the accumulator RAMs' output is the update's input.
         # With one port per bank a cycle either writes (the word read at x-3) or
         # reads, which gives R R R W W W when every word changes and one read per
         # clock when none does.
@@ -445,17 +446,22 @@ class Core(wiring.Component):
                 lanes.append(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
             amt_pos.append(Cat(*lanes))
         amt_bank = _rotate(m, amt_pos, rots[0], -1, "amt_bank")
+        # the accumulators are read with the banks (cycle x); with the bank
+        # output stage their words are registered with the banks' (acc_u), so
+        # that the accumulator loop (RAM -> adder -> RAM) has a register in it
+        with m.If(iss):
+            m.d.comb += acc_addr.eq(iss_c)
         if R:
             raw = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
             amt_u = [Signal(L * TRACE_BITS, name=f"amt1_{b}") for b in range(B)]
+            acc_u = [Signal.like(acc[k][0].data, name=f"acc1_{k}") for k in range(P)]
             with m.If(vs[0]):
                 m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
                 m.d.sync += [amt_u[b].eq(amt_bank[b]) for b in range(B)]
-                m.d.comb += acc_addr.eq(cs[0])
+                m.d.sync += [acc_u[k].eq(acc[k][0].data) for k in range(P)]
         else:
             raw, amt_u = s_rdata, amt_bank
-            with m.If(iss):
-                m.d.comb += acc_addr.eq(iss_c)
+            acc_u = [acc[k][0].data for k in range(P)]
 
         # update stage
         changed = []
@@ -481,7 +487,7 @@ class Core(wiring.Component):
         post_w = [post_ws[e].word_select(l, WB).as_signed() for e in range(B) for l in range(L)]
         with m.If(vs[U] & ~col_mode):
             m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
-            m.d.comb += [acc_wdata[k].eq(acc[k][0].data + post_w[k]) for k in range(P)]
+            m.d.comb += [acc_wdata[k].eq(acc_u[k] + post_w[k]) for k in range(P)]
 
         # write stage (and bus writes): the banks' write data, write enables and
         # addresses come from registers through one LUT level
@@ -886,16 +892,18 @@ class Core(wiring.Component):
                     m.d.comb += [iss.eq(1), iss_c.eq(c)]
                     m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
                     m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
-                    if C >= 2:
+                    if C >= 2 + R:
                         # the next row starts right after this one's last word: its
                         # word k reads the accumulators C clocks after this row's
-                        # word k did, and this row's update of them (written the
-                        # clock after that read) has landed by then
+                        # word k did, and this row's update of them (written 1 + R
+                        # clocks after that read) has landed by then
                         with m.If((c == C - 1) & more_rows):
                             next_row()
                 with m.Elif(c == C):
-                    # one-word rows start one clock apart; the pass waits for the pipeline
-                    with m.If(drained | more_rows):
+                    # shorter rows start C + 1 clocks apart (C + 2 for one-word
+                    # rows with the bank output stage: the word read two clocks
+                    # ago is written now); the pass waits for the pipeline
+                    with m.If(drained | (more_rows & ~vs[0] if R and C == 1 else more_rows)):
                         next_row()
 
             with m.State("PASS"):
