@@ -133,9 +133,10 @@ class Core(wiring.Component):
         logic); the tests run with this on.
     register_unit_inputs : bool or None
         Register the neuron and trace units' inputs (one more clock per pass)
-        so that block RAM outputs drive only registers: needed for a fast
-        clock on ECP5, a waste of about 200 logic cells on the iCE40.  Default:
-        on with ``dual_port``.
+        and an input event's flag before its duplicate check (one event per
+        three clocks instead of one per clock), so that block RAM outputs
+        drive only registers: needed for a fast clock on ECP5, a waste of
+        about 200 logic cells on the iCE40.  Default: on with ``dual_port``.
     register_bank_outputs : bool
         Register the synapse banks' read data before the STDP update (one
         more clock of pipeline latency): block RAM and SPRAM outputs arrive
@@ -393,6 +394,8 @@ class Core(wiring.Component):
         drain = Signal(range(16))              # pipeline drain counter (unit latency + 1)
         dv1 = Signal()                         # DPASS data valid
         ev_pend = Signal()                     # an input event waits for its flag check
+        ev_chk = Signal()                      # ... and its registered flag (flag_r)
+        flag_r = Signal()
         last_app = Signal()                    # the previous clock appended last_k
         last_k = Signal(range(max(M, 1)))
 
@@ -414,6 +417,7 @@ class Core(wiring.Component):
         iss_addr = Signal(range(geo.depth + geo.banks * C + 1))
         iss_c = Signal(range(max(C, 2)))
         R = int(self.register_bank_outputs)
+        RI = self.register_unit_inputs
         U = R                                       # stage index of the update
         vs = [Signal(name=f"v{k}") for k in range(U + 2)]
         rots = [Signal(range(B), name=f"rot{k}") for k in range(U + 1)]
@@ -632,18 +636,28 @@ class Core(wiring.Component):
         with m.FSM(name=CONTROLLER_STATE.removesuffix("_state")) as fsm:
             # -- idle: events and bus requests --------------------------------------------------
             with m.State("IDLE"):
-                m.d.comb += self.events.ready.eq(1)
                 ev = self.events.payload
-                if M:
+                if M and RI:
+                    # the event's flag is registered (flag_r) and checked the clock
+                    # after; no event is taken meanwhile, so the next one's flag is
+                    # read after this one's is written (one event per three clocks)
+                    m.d.comb += self.events.ready.eq(~ev_pend & ~ev_chk)
+                    m.d.sync += [ev_pend.eq(0), ev_chk.eq(ev_pend), flag_r.eq(itrace[0].data[8])]
+                    check, dup = ev_chk, flag_r
+                elif M:
                     # check the event accepted last cycle against the step's flags
                     # (one event per clock: the previous append is forwarded)
+                    m.d.comb += self.events.ready.eq(1)
                     m.d.sync += [ev_pend.eq(0), last_app.eq(0)]
-                    # (t holds the pending event's axon)
-                    dup = itrace[0].data[8] | (last_app & (last_k == t))
-                    with m.If(ev_pend & ~dup):
+                    check, dup = ev_pend, itrace[0].data[8] | (last_app & (last_k == t))
+                else:
+                    m.d.comb += self.events.ready.eq(1)
+                if M:
+                    # (t holds the checked event's axon)
+                    with m.If(check & ~dup):
                         m.d.comb += [itrace[1].en.eq(0b10), slist[1].en.eq(1)]
                         m.d.sync += [n_k.eq(n_k + 1), last_app.eq(1), last_k.eq(t)]
-                with m.If(self.events.valid):
+                with m.If(self.events.valid & self.events.ready):
                     with m.If(ev.end):
                         m.d.sync += step_cyc.eq(1)
                         m.next = "START"
@@ -651,7 +665,8 @@ class Core(wiring.Component):
                         with m.Elif(ev.index < M):
                             m.d.comb += [itrace[0].addr.eq(ev.index)]
                             m.d.sync += [t.eq(ev.index), ev_pend.eq(1)]
-                with m.Elif(self.bus.valid):
+                # (with the registered check, not while an event waits for it)
+                with m.Elif(self.bus.valid & (~ev_pend if M and RI else 1)):
                     m.d.comb += div.start.eq(1)
                     m.next = "B_DIV"
 
