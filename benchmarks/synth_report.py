@@ -96,7 +96,8 @@ def synth(board_name, neurons, inputs, banks=4, root="build/synth", hier=False):
     family = board.family
     config = CoreConfig(neurons=neurons, inputs=inputs)
     core = board_core(config, spram=board.spram, dual_port=board.dual_port,
-                      double_pump=board.double_pump, pump_schedule=board.pump_schedule, banks=banks)
+                      double_pump=board.double_pump, pump_schedule=board.pump_schedule,
+                      bank_slice=board.bank_slice, banks=banks)
     if board.double_pump:
         text = rtlil.convert(_Wrapped(core), name="top")
     else:

@@ -52,6 +52,8 @@ def _build_args(p):
     p.add_argument("--clk-mhz", type=_positive_mhz, help="core clock from the PLL (default: the board's)")
     p.add_argument("--program", action="store_true", help="program the board after a successful build")
     p.add_argument("--force", action="store_true", help="rebuild even if the same design was built")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="placer seeds to try, one after the other, until timing is met (default 3)")
     p.add_argument("--build-dir", default="build", help="build folder (default: %(default)s)")
     p.add_argument("--stand-in", nargs="?", const="echo", choices=("echo", "core"),
                    help="build a stand-in instead of NeuroCoreX: 'echo' (default), a small UART "
@@ -79,12 +81,14 @@ def _build(args):
         return 0
     if args.core:
         raise NeuroCoreXError("--core applies to --verilog only")
+    if args.seeds < 1:
+        raise NeuroCoreXError(f"--seeds must be at least 1, got {args.seeds}")
     if args.banks is not None and args.stand_in != "core":
         raise NeuroCoreXError("--banks applies to --stand-in core only")
     rep = b.build(args.board, neurons=args.neurons, inputs=args.inputs, baud=args.baud,
                   clk_hz=None if args.clk_mhz is None else args.clk_mhz * 1e6,
                   stand_in=args.stand_in, build_root=args.build_dir, force=args.force,
-                  banks=args.banks)
+                  banks=args.banks, seeds=args.seeds)
     print_report(rep)
     b.check_report(rep)
     if args.program:

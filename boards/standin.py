@@ -150,12 +150,12 @@ class CoreExerciser(wiring.Component):
     led_error: Out(1)
 
     def __init__(self, config, *, clk_hz, baud, board=None, double_pump=False, spram=False,
-                 dual_port=False, banks=4, pump_schedule="middle"):
+                 dual_port=False, banks=4, pump_schedule="middle", bank_slice=None):
         from .top import board_core
         self.config = config
         # the same core options as the board top's
         self.core = board_core(config, spram=spram, dual_port=dual_port, double_pump=double_pump,
-                               pump_schedule=pump_schedule, banks=banks)
+                               pump_schedule=pump_schedule, bank_slice=bank_slice, banks=banks)
         super().__init__()
 
     def elaborate(self, platform):

@@ -103,6 +103,10 @@ class Board:
     pump_schedule : str
         Where the double-pumped RAM reads in the core cycle: ``"middle"`` or
         ``"edge"`` (:data:`neurocorex.hdl.spram.SCHEDULES`, docs/boards.md).
+    bank_slice : int or None
+        Build each dual-port synapse bank from memories this many bits wide
+        (:class:`neurocorex.hdl.sliced.SlicedRAM`): a shallower read
+        multiplexer over the block RAMs.
     overrides : dict
         Toolchain overrides for ``platform.prepare``.
     toolchain : str
@@ -129,6 +133,7 @@ class Board:
     dual_port: bool = False
     double_pump: bool = False
     pump_schedule: str = "middle"
+    bank_slice: int | None = None
     overrides: dict = field(default_factory=dict)
     toolchain: str = "open"
 
@@ -182,9 +187,10 @@ _add(Board(
 _add(Board(
     name="ulx3s", title="ULX3S 85F (ECP5 LFE5U-85F)", family="ecp5",
     platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-    clk_in="clk25", clk_in_hz=25e6, clk_hz=45e6,
-    # FT231X tops out at 3 Mbaud; 45 MHz / 15 is exact (the core's Fmax on ECP5 is about
-    # 52 MHz, below the 80 MHz goal: see docs/boards.md)
+    # 25 MHz * 16 / 7 = 57.14 MHz, about 5 % below the full design's Fmax (60.05 MHz
+    # when built for 60 MHz; the 80 MHz goal is not reached: docs/boards.md)
+    clk_in="clk25", clk_in_hz=25e6, clk_hz=400e6 / 7,
+    # FT231X tops out at 3 Mbaud: 57.14 MHz / 19 is 0.25 % fast
     baud=3_000_000, max_baud=3_000_000, bridge="FT231X",
     leds=tuple(("led", k) for k in range(8)),
     neurons=512, inputs=192, bitstream="top.bit",
@@ -194,6 +200,9 @@ _add(Board(
     # ECP5 has no SPRAM: memories marked for it on iCE40 go to EBR here
     overrides=dict(script_after_read="setattr -unset ram_style a:ram_style=huge"),
     dual_port=True,
+    # each synapse bank as four 4-bit memories: 11-way read multiplexers
+    # instead of one 44-way one over the bank's block RAMs (hdl/sliced.py)
+    bank_slice=4,
 ))
 
 _add(Board(

@@ -14,7 +14,7 @@ __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
 def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False, dual_port=False,
-                double_pump=False, banks=None, pump_schedule="middle"):
+                double_pump=False, banks=None, pump_schedule="middle", bank_slice=None):
     """The design to place on a board: the full top, the UART echo stand-in
     (``stand_in`` true), or the core driven by a pseudo-random source
     (``stand_in="core"``, :class:`~neurocorex.boards.standin.CoreExerciser`).
@@ -24,14 +24,16 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
     they get separate read and write ports (ECP5 and 7-series block RAM); with
     ``double_pump`` each is a single-port RAM in the ``sync2x`` domain (twice
     the core clock) used as a dual-port bank (:mod:`neurocorex.hdl.spram`), and
-    the stand-in's memory is one too.  ``banks`` (synapse banks of the core) is
+    the stand-in's memory is one too; with ``bank_slice`` (and ``dual_port``)
+    each bank is built from memories that many bits wide
+    (:mod:`neurocorex.hdl.sliced`).  ``banks`` (synapse banks of the core) is
     only for the core stand-in; the full top keeps the core's default.
     """
     if stand_in == "core":
         from .standin import CoreExerciser
         return CoreExerciser(config, clk_hz=clk_hz, baud=baud, board=board_name,
                              double_pump=double_pump, spram=spram, dual_port=dual_port,
-                             pump_schedule=pump_schedule,
+                             pump_schedule=pump_schedule, bank_slice=bank_slice,
                              **({} if banks is None else {"banks": banks}))
     if stand_in:
         from .standin import UARTEcho
@@ -45,12 +47,12 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
         raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
                               "checkout; build the flow-check design with --stand-in") from None
     core = board_core(config, spram=spram, dual_port=dual_port, double_pump=double_pump,
-                      pump_schedule=pump_schedule)
+                      pump_schedule=pump_schedule, bank_slice=bank_slice)
     return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
 
 
 def board_core(config, *, spram=False, dual_port=False, double_pump=False,
-               pump_schedule="middle", **kw):
+               pump_schedule="middle", bank_slice=None, **kw):
     """The core as a board's full design instantiates it (the flags as in
     :func:`make_design`; ``kw`` goes to :class:`~neurocorex.hdl.core.Core`).
     With ``double_pump`` its banks are in the ``sync2x`` domain, which the
@@ -60,6 +62,9 @@ def board_core(config, *, spram=False, dual_port=False, double_pump=False,
         from ..hdl.spram import DOUBLE_PUMPED_CORE, double_pumped_banks
         return Core(config, bank_memory=double_pumped_banks(schedule=pump_schedule),
                     **DOUBLE_PUMPED_CORE, **kw)
+    if bank_slice and dual_port:
+        from ..hdl.sliced import sliced_banks
+        return Core(config, dual_port=True, bank_memory=sliced_banks(bank_slice), **kw)
     return Core(config, dual_port=dual_port,
                 synapse_attrs={"ram_style": "huge"} if spram else None, **kw)
 

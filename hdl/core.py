@@ -657,7 +657,8 @@ class Core(wiring.Component):
                     with m.If(check & ~dup):
                         m.d.comb += [itrace[1].en.eq(0b10), slist[1].en.eq(1)]
                         m.d.sync += [n_k.eq(n_k + 1), last_app.eq(1), last_k.eq(t)]
-                with m.If(self.events.valid & self.events.ready):
+                # (events.ready is 1 here without the registered check)
+                with m.If(self.events.valid & (self.events.ready if M and RI else 1)):
                     with m.If(ev.end):
                         m.d.sync += step_cyc.eq(1)
                         m.next = "START"

@@ -664,3 +664,33 @@ def test_stand_in_build_is_not_the_default(tmp_path):
     for key in ("cross_core_to_fast_ns", "cross_fast_to_core_ns"):
         assert 0 < rep[key] <= rep["cross_budget_ns"]
     assert rep["fmax_mhz"] <= min(rep["fmax_core_mhz"], rep["fmax_fast_mhz"] / 2) + 0.01
+
+
+def test_retry_seeds_places_again_until_timing_is_met(tmp_path, monkeypatch):
+    """Missed timing: place and route (the build script without synthesis) run
+    again with the next placer seed until Fmax reaches the clock."""
+    (tmp_path / "build_top.sh").write_text('#!/bin/sh\nset -e\n"$YOSYS" -q top.ys\n'
+                                           'echo "$NEXTPNR_SEED" >> seeds.txt\n')
+    fmax = {"2": 29.0, "3": 31.0, "4": 32.0}
+
+    def fake_collect(board, build_dir, pll=None):
+        seed = (build_dir / "seeds.txt").read_text().split()[-1]
+        return {"fmax_mhz": fmax[seed], "timing_met": fmax[seed] >= 30}
+
+    monkeypatch.setattr(nb, "_collect", fake_collect)
+    env = {"PATH": "/usr/bin:/bin"}
+    first = {"fmax_mhz": 28.5, "timing_met": False}
+    rep = nb._retry_seeds(BOARDS["icebreaker"], tmp_path, env, None, first, 5, lambda s: None)
+    assert rep["timing_met"] and rep["seed"] == 3
+    assert rep["seeds_tried"] == "1: 28.5, 2: 29.0, 3: 31.0"
+    assert (tmp_path / "seeds.txt").read_text().split() == ["2", "3"]   # synthesis not rerun
+    met = {"fmax_mhz": 30.5, "timing_met": True}
+    assert nb._retry_seeds(BOARDS["icebreaker"], tmp_path, env, None, met, 5, lambda s: None)["seed"] == 1
+    assert nb._retry_seeds(BOARDS["icebreaker"], tmp_path, env, None, first, 1,
+                           lambda s: None)["seeds_tried"] == "1: 28.5"
+
+
+def test_cli_refuses_zero_seeds(capsys):
+    assert cli.main(["build", "--board", "icebreaker", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds must be at least 1" in err and "Traceback" not in err

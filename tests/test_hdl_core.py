@@ -12,6 +12,7 @@ from neurocorex.sim.busmodel import BusCore
 from neurocorex.sim.testnets import KINDS, random_case, reference
 from neurocorex.sim.amaranth_core import CoreDriver, run_case
 from neurocorex.hdl.core import Core
+from neurocorex.hdl.sliced import sliced_banks
 from neurocorex.hdl.spram import DOUBLE_PUMPED_CORE
 
 
@@ -64,6 +65,11 @@ def test_short_rows_bit_exact(neurons, options):
     stage (``register_bank_outputs``, off for the double-pumped banks)."""
     _check(random_case(310 + neurons, neurons=neurons, inputs=5, steps=10),
            poison_collisions=True, **options)
+
+
+def test_sliced_banks_bit_exact():
+    """The ULX3S's banks: dual-port, each built from four 4-bit memories."""
+    _check(random_case(11), poison_collisions=True, dual_port=True, bank_memory=sliced_banks(4))
 
 
 def test_no_bank_output_stage_bit_exact():
