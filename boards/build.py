@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import NeuroCoreXError
 from ..formats import CoreConfig
 from ..hdl.core import CONTROLLER_STATE
+from ..protocol import parse_caps
 from . import report as _report
 from .targets import check_baud, baud_error, get_board
 from .top import BoardTop, make_design
@@ -126,6 +127,9 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
         "baud_error_pct": round(100 * baud_error(pll.freq_hz, baud), 3),
         "leds": ", ".join(f"{a}->{b}" for a, b in top.led_map) or "none",
     }
+    if getattr(design, "caps", None) is not None:
+        # what the bitstream answers to CAPS (neurocorex info), from the bytes it holds
+        info["caps"] = " ".join(f"{k}={v}" for k, v in parse_caps(design.caps).items())
     return board, config, pll, plan, info
 
 

@@ -694,3 +694,17 @@ def test_cli_refuses_zero_seeds(capsys):
     assert cli.main(["build", "--board", "icebreaker", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
     assert "--seeds must be at least 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_caps_answer_matches_the_build_report(name):
+    """The CAPS bytes built into the full design name the board, size, clock
+    and line rate the build reports (``neurocorex info`` on the board)."""
+    board, config, pll, plan, info = nb.prepare(name)
+    caps = dict(kv.split("=") for kv in info["caps"].split())
+    assert caps["board"] == info["board"] == name
+    assert int(caps["neurons"]) == info["neurons"] == board.neurons
+    assert int(caps["inputs"]) == info["inputs"] == board.inputs
+    assert int(caps["clk_hz"]) == int(pll.freq_hz) and abs(int(caps["clk_hz"]) / 1e6 - info["clk_mhz"]) < 1e-4
+    assert int(caps["baud"]) == info["baud"] == board.baud
+    assert "caps" not in nb.prepare(name, stand_in=True)[4]
