@@ -219,10 +219,11 @@ def _retry_seeds(board, build_dir: Path, env: dict, pll, rep: dict, seeds: int, 
     met (nextpnr's result moves by several percent from seed to seed when a
     chip is nearly full).  Returns the report of the last run, with
     ``seed`` and ``seeds_tried`` (each seed's Fmax)."""
-    script = (build_dir / "build_top.sh").read_text().splitlines()
-    # the script without its synthesis: the environment lines, place and route, packing
-    pnr = [ln for ln in script if not ln.startswith('"$YOSYS"')]
-    (build_dir / "pnr_top.sh").write_text("\n".join(pnr) + "\n")
+    if not rep.get("timing_met") and seeds > 1:
+        script = (build_dir / "build_top.sh").read_text().splitlines()
+        # the script without its synthesis: the environment lines, place and route, packing
+        pnr = [ln for ln in script if not ln.startswith('"$YOSYS"')]
+        (build_dir / "pnr_top.sh").write_text("\n".join(pnr) + "\n")
     tried = [f"1: {rep.get('fmax_mhz')}"]
     seed = 1
     while not rep.get("timing_met") and seed < seeds:

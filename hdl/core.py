@@ -397,7 +397,7 @@ class Core(wiring.Component):
         ev_chk = Signal()                      # ... and its registered flag (flag_r)
         flag_r = Signal()
         last_app = Signal()                    # the previous clock appended last_k
-        last_k = Signal(range(max(M, 1)))
+        last_k = Signal(range(max(M, 1)))      # (both without the registered check only)
 
         # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
         # cycle x: issue a read of one word per bank (and of d, or of q) and of
@@ -656,7 +656,9 @@ class Core(wiring.Component):
                     # (t holds the checked event's axon)
                     with m.If(check & ~dup):
                         m.d.comb += [itrace[1].en.eq(0b10), slist[1].en.eq(1)]
-                        m.d.sync += [n_k.eq(n_k + 1), last_app.eq(1), last_k.eq(t)]
+                        m.d.sync += n_k.eq(n_k + 1)
+                        if not RI:          # (the append forwarded to the next check)
+                            m.d.sync += [last_app.eq(1), last_k.eq(t)]
                 # (events.ready is 1 here without the registered check)
                 with m.If(self.events.valid & (self.events.ready if M and RI else 1)):
                     with m.If(ev.end):
