@@ -71,34 +71,37 @@ RAM_CORE_OPTIONS = {
 }
 
 
-def measure(cfg, rate, learn, steps, warmup, seed=1, ram="single"):
+def measure(cfg, rate, learn, steps, warmup, seed=1, ram="single", overlap=False):
     md = build_model(cfg, learn, seed)
     rng = np.random.default_rng(seed + 100)
-    inputs = rng.random((warmup + steps, cfg.inputs)) < rate
+    # the first step after the preload is run but not measured: with
+    # overlap_rows it reads its own rows and the next step's early ones
+    skip = 1
+    inputs = rng.random((warmup + skip + steps, cfg.inputs)) < rate
     # warm the traces up on the model, then start the core from that state
     md.run(warmup, inputs[:warmup])
     ref = copy.deepcopy(md)
     want = [np.flatnonzero(ref.step(x)).tolist() for x in inputs[warmup:]]
-    core = Core(cfg, **RAM_CORE_OPTIONS[ram])
+    core = Core(cfg, **RAM_CORE_OPTIONS[ram], overlap_rows=overlap)
     preload(core, md)
     out = run_bench(core, inputs[warmup:])
     if out["spikes"] != want:
         raise SystemExit("core and golden model disagree: the benchmark is invalid")
-    pending = md.spikes
     geo = core.geometry
     rows = []
-    prev = np.flatnonzero(pending).size
+    prev = len(want[skip - 1])
+    want = want[skip:]
     for t in range(steps):
-        k = int(inputs[warmup + t].sum())
+        k = int(inputs[warmup + skip + t].sum())
         rows.append((prev + k) * cfg.neurons)
         prev = len(want[t])
-    cycles = np.array(out["cycles"], float)
+    cycles = np.array(out["cycles"][skip:], float)
     events = np.array(rows, float)
     spikes = np.array([len(s) for s in want], float)
     return {
-        "cycles": cycles.mean(), "step_cycles": np.mean(out["step_cycles"]),
+        "cycles": cycles.mean(), "step_cycles": np.mean(out["step_cycles"][skip:]),
         "events_per_clock": events.sum() / cycles.sum(), "limit": geo.posts,
-        "input_rate": inputs[warmup:].mean(), "neuron_rate": spikes.mean() / cfg.neurons,
+        "input_rate": inputs[warmup + skip:].mean(), "neuron_rate": spikes.mean() / cfg.neurons,
     }
 
 
@@ -116,18 +119,22 @@ def main(argv=None):
                         "SPRAM double-pumped (iCEBreaker); default single")
     p.add_argument("--dual-port", dest="ram", action="store_const", const="dual",
                    help="the same as --ram dual")
+    p.add_argument("--overlap", action="store_true",
+                   help="overlap_rows: the next step's recurrent rows during the neuron pass")
     args = p.parse_args(argv)
     cfg = CoreConfig(args.neurons, args.inputs)
     geo = Geometry(cfg)
     print(f"core N={cfg.neurons} M={cfg.inputs} weight_bits={cfg.weight_bits}; {geo}; "
           f"memory-port limit {geo.posts} synapses/clock; "
-          f"{args.ram} synapse RAM; clock {args.clock_mhz:g} MHz")
+          f"{args.ram} synapse RAM{', overlap_rows' if args.overlap else ''}; "
+          f"clock {args.clock_mhz:g} MHz")
     print(f"{'rate':>5} {'stdp':>4} {'in%':>5} {'out%':>5} {'cycles/step':>11} {'core':>7} "
           f"{'ev/clk':>7} {'ratio':>6} {'steps/s':>9}")
     for rate in (float(x) for x in args.rates.split(",")):
         for learn in (False, True):
             t0 = time.time()
-            r = measure(cfg, rate, learn, args.steps, args.warmup, ram=args.ram)
+            r = measure(cfg, rate, learn, args.steps, args.warmup, ram=args.ram,
+                        overlap=args.overlap)
             sps = args.clock_mhz * 1e6 / r["cycles"]
             print(f"{rate:5.2f} {'on' if learn else 'off':>4} {100 * r['input_rate']:5.1f} "
                   f"{100 * r['neuron_rate']:5.1f} {r['cycles']:11.0f} {r['step_cycles']:7.0f} "

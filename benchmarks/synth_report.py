@@ -95,9 +95,7 @@ def synth(board_name, neurons, inputs, banks=4, root="build/synth", hier=False):
     board = BOARDS[board_name]
     family = board.family
     config = CoreConfig(neurons=neurons, inputs=inputs)
-    core = board_core(config, spram=board.spram, dual_port=board.dual_port,
-                      double_pump=board.double_pump, pump_schedule=board.pump_schedule,
-                      bank_slice=board.bank_slice, banks=banks)
+    core = board_core(config, banks=banks, **board.core_flags)
     if board.double_pump:
         text = rtlil.convert(_Wrapped(core), name="top")
     else:

@@ -91,9 +91,7 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     baud = board.baud if baud is None else baud
     divisor = check_baud(pll.freq_hz, baud, board.max_baud)
     design = make_design(config, clk_hz=pll.freq_hz, baud=baud, board_name=board.name,
-                         stand_in=stand_in, spram=board.spram, dual_port=board.dual_port,
-                         double_pump=board.double_pump, banks=banks, bank_slice=board.bank_slice,
-                         pump_schedule=board.pump_schedule)
+                         stand_in=stand_in, banks=banks, **board.core_flags)
     top = BoardTop(board, pll, design)
     platform = board.platform()
     overrides = dict(board.overrides)

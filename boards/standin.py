@@ -139,9 +139,10 @@ class CoreExerciser(wiring.Component):
     the bitstream computes nothing useful.  Built with ``neurocorex build
     --stand-in core``.
 
-    Parameters are those of :class:`UARTEcho`; ``spram``/``dual_port`` choose the
-    core's synapse banks as :func:`neurocorex.boards.top.make_design` does, and
-    ``banks`` their number (``Core(banks=...)``).
+    ``clk_hz``, ``baud`` and ``board`` are those of :class:`UARTEcho` (unused);
+    ``core_flags`` build the core as the board's full top does (a board's
+    ``Board.core_flags``, :func:`neurocorex.boards.top.board_core`), and
+    ``banks`` is the number of its synapse banks (``Core(banks=...)``).
     """
 
     uart_rx: In(1, init=1)
@@ -149,13 +150,11 @@ class CoreExerciser(wiring.Component):
     led_activity: Out(1)
     led_error: Out(1)
 
-    def __init__(self, config, *, clk_hz, baud, board=None, double_pump=False, spram=False,
-                 dual_port=False, banks=4, pump_schedule="middle", bank_slice=None):
+    def __init__(self, config, *, clk_hz, baud, board=None, banks=4, **core_flags):
         from .top import board_core
         self.config = config
-        # the same core options as the board top's
-        self.core = board_core(config, spram=spram, dual_port=dual_port, double_pump=double_pump,
-                               pump_schedule=pump_schedule, bank_slice=bank_slice, banks=banks)
+        # the same core options as the board top's (Board.core_flags)
+        self.core = board_core(config, banks=banks, **core_flags)
         super().__init__()
 
     def elaborate(self, platform):

@@ -107,6 +107,13 @@ class Board:
         Build each dual-port synapse bank from memories this many bits wide
         (:class:`neurocorex.hdl.sliced.SlicedRAM`): a shallower read
         multiplexer over the block RAMs.
+    overlap_rows : bool
+        The core integrates the next step's recurrent rows during the neuron
+        pass (``Core(overlap_rows=True)``), in a second set of accumulator
+        memories.
+    accumulator_attrs : dict or None
+        Attributes of the core's accumulator memories, e.g.
+        ``{"ram_style": "distributed"}`` to keep them out of the block RAMs.
     overrides : dict
         Toolchain overrides for ``platform.prepare``.
     toolchain : str
@@ -134,8 +141,19 @@ class Board:
     double_pump: bool = False
     pump_schedule: str = "middle"
     bank_slice: int | None = None
+    overlap_rows: bool = False
+    accumulator_attrs: dict | None = None
     overrides: dict = field(default_factory=dict)
     toolchain: str = "open"
+
+    @property
+    def core_flags(self) -> dict:
+        """How the board builds its core: the keyword arguments of
+        :func:`neurocorex.boards.top.board_core` (and ``make_design``)."""
+        return {"spram": self.spram, "dual_port": self.dual_port,
+                "double_pump": self.double_pump, "pump_schedule": self.pump_schedule,
+                "bank_slice": self.bank_slice, "overlap_rows": self.overlap_rows,
+                "accumulator_attrs": self.accumulator_attrs}
 
     def platform(self):
         import importlib

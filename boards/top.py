@@ -13,13 +13,13 @@ from .pll import ClockGenerator
 __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
-def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False, dual_port=False,
-                double_pump=False, banks=None, pump_schedule="middle", bank_slice=None):
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False, banks=None, **core_flags):
     """The design to place on a board: the full top, the UART echo stand-in
     (``stand_in`` true), or the core driven by a pseudo-random source
     (``stand_in="core"``, :class:`~neurocorex.boards.standin.CoreExerciser`).
 
-    With ``spram``, the core's synapse banks are marked ``ram_style = "huge"`` so
+    ``core_flags`` (a board's :attr:`~neurocorex.boards.targets.Board.core_flags`)
+    say how the core is built (:func:`board_core`).  With ``spram``, the core's synapse banks are marked ``ram_style = "huge"`` so
     that they map to iCE40 single-port RAM (SB_SPRAM256KA); with ``dual_port``
     they get separate read and write ports (ECP5 and 7-series block RAM); with
     ``double_pump`` each is a single-port RAM in the ``sync2x`` domain (twice
@@ -32,13 +32,12 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
     if stand_in == "core":
         from .standin import CoreExerciser
         return CoreExerciser(config, clk_hz=clk_hz, baud=baud, board=board_name,
-                             double_pump=double_pump, spram=spram, dual_port=dual_port,
-                             pump_schedule=pump_schedule, bank_slice=bank_slice,
-                             **({} if banks is None else {"banks": banks}))
+                             **({} if banks is None else {"banks": banks}), **core_flags)
     if stand_in:
         from .standin import UARTEcho
-        return UARTEcho(config, clk_hz=clk_hz, baud=baud, board=board_name, double_pump=double_pump,
-                        pump_schedule=pump_schedule)
+        return UARTEcho(config, clk_hz=clk_hz, baud=baud, board=board_name,
+                        double_pump=core_flags.get("double_pump", False),
+                        pump_schedule=core_flags.get("pump_schedule", "middle"))
     try:
         from ..hdl.top import NeuroCoreTop
     except ModuleNotFoundError as e:
@@ -46,8 +45,7 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, spram=False
             raise
         raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
                               "checkout; build the flow-check design with --stand-in") from None
-    core = board_core(config, spram=spram, dual_port=dual_port, double_pump=double_pump,
-                      pump_schedule=pump_schedule, bank_slice=bank_slice)
+    core = board_core(config, **core_flags)
     return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
 
 

@@ -13,6 +13,10 @@ One time step runs these phases in order (``docs/spec.md`` §3,
 ``POT``    potentiation: for every neuron that spiked, read its column, ``B``
            source rows per clock, and write back the words that changed.
 ``OUT``    stream the spiking neurons, then the end marker.
+
+With ``overlap_rows`` (learning off) the rows of the spikes that ``PASS``
+emits are integrated during the pass into the other accumulator set, and the
+next step's ``ROWS`` reads only its input events' rows.
 """
 
 from __future__ import annotations
@@ -146,6 +150,18 @@ class Core(wiring.Component):
         (:class:`~neurocorex.hdl.spram.DoublePumpedRAM`): saves a 16-bit
         register per bank and per pipeline stage, and the accumulator words'.
 
+    overlap_rows : bool
+        Integrate the next step's recurrent rows during the neuron pass, as
+        its spikes come out, into a second set of accumulator memories (the
+        sets swap roles every step).  Only in steps with learning off; if the
+        bus writes anything before the next step starts, the early sums are
+        cleared and the rows read again.  Saves up to ``min(T, rows)`` clocks
+        per step; costs ``P`` more accumulator memories (block RAM on ECP5).
+
+    accumulator_attrs : dict or None
+        Attributes of the accumulator memories, e.g. ``{"ram_style":
+        "distributed"}`` for LUT RAM (ECP5) where block RAMs are scarce.
+
     Members
     -------
     bus : In(stream) of ``{addr, wdata, write}``
@@ -161,12 +177,15 @@ class Core(wiring.Component):
 
     def __init__(self, config: CoreConfig, *, banks: int = 4, dual_port: bool = False,
                  synapse_attrs=None, bank_memory=None, poison_collisions=False,
-                 register_unit_inputs=None, register_bank_outputs=True):
+                 register_unit_inputs=None, register_bank_outputs=True, overlap_rows=False,
+                 accumulator_attrs=None):
         self.config = config
         self.register_unit_inputs = bool(dual_port if register_unit_inputs is None
                                          else register_unit_inputs)
         self.poison_collisions = bool(poison_collisions)
         self.register_bank_outputs = bool(register_bank_outputs)
+        self.overlap_rows = bool(overlap_rows)
+        self.accumulator_attrs = dict(accumulator_attrs or {})
         self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
         if banks < 4:
@@ -189,9 +208,11 @@ class Core(wiring.Component):
         md["traces"] = MemoryData(shape=unsigned(16), depth=n, init=[])     # lanes: pre, post
         # one accumulator memory per lane k (posts P*c + k at address c); the
         # upper half is never written and reads 0 (see the neuron pass)
+        # (with overlap_rows a second set, acc{k}_1)
         for k in range(geo.posts):
-            md[f"acc{k}"] = MemoryData(shape=signed(geo.acc_bits), depth=2 << _bits(geo.cols),
-                                       init=[])
+            for suffix in ("", "_1") if self.overlap_rows else ("",):
+                md[f"acc{k}{suffix}"] = MemoryData(shape=signed(geo.acc_bits),
+                                                   depth=2 << _bits(geo.cols), init=[])
         # STDP amounts, one memory per bank position e (see _amt_*): q of
         # source rows B*kk + e at address kk, then d of this step's posts
         for e in range(geo.banks):
@@ -222,14 +243,14 @@ class Core(wiring.Component):
         IB = index_bits(cfg)
 
         # ---- memories and ports ----------------------------------------------------------
-        def mem(name, *, granularity=None):
+        def mem(name, *, granularity=None, attrs=None):
             # An asynchronous read port and a register behave like a synchronous
             # port (old data when the address is written in the same clock);
             # Yosys merges the register into the block RAM and, told by
             # no_rw_check, leaves out the logic that would make such a
             # collision return the old data: the core never uses a word read
             # while it is written (see docs/architecture.md, §2).
-            mm = Memory(self.mem[name], attrs={"no_rw_check": 1})
+            mm = Memory(self.mem[name], attrs={"no_rw_check": 1, **(attrs or {})})
             m.submodules[f"mem_{name}"] = mm
             wp = mm.write_port(granularity=granularity)
             rp = _RegisteredRead(m, mm.read_port(domain="comb"), name,
@@ -255,17 +276,45 @@ class Core(wiring.Component):
         st_v, st_i = mem("v"), mem("i")
         reftr = mem("ref_tref", granularity=8)
         traces = mem("traces", granularity=8)
-        acc = [mem(f"acc{k}") for k in range(P)]
+        OV = self.overlap_rows
+        acc_sets = [[mem(f"acc{k}{suffix}", attrs=self.accumulator_attrs) for k in range(P)]
+                    for suffix in (("", "_1") if OV else ("",))]
+        acc = [port for ports in acc_sets for port in ports]
         cb = _bits(C)
         acc_addr = Signal(cb)            # word of the access (the zero half when not selected)
         acc_lane_off = Signal(P)          # lanes that read the zero half
-        for k, (rp, wp) in enumerate(acc):
-            m.d.comb += rp.addr.eq(Cat(acc_addr, acc_lane_off[k]))
         acc_wen = Signal()
         acc_waddr = Signal(cb)
         acc_wdata = [Signal(signed(AW), name=f"acc_wdata{k}") for k in range(P)]
-        for k, (rp, wp) in enumerate(acc):
-            m.d.comb += [wp.addr.eq(acc_waddr), wp.data.eq(acc_wdata[k]), wp.en.eq(acc_wen)]
+        if OV:
+            # The rows drive acc_addr/acc_w* into set row_set, the pass its own
+            # p_* signals into set cur (the step's: the pass reads and clears it).
+            # While the pass reads set cur, the next step's rows go to the other.
+            cur = Signal()                # accumulator set of the step
+            row_set = Signal()            # set of the rows in flight
+            p_on = Signal()               # the pass reads set cur
+            p_addr, p_waddr, p_wen = Signal(cb), Signal(cb), Signal()
+            for s, ports in enumerate(acc_sets):
+                mine = cur if s else ~cur
+                pw = p_wen & mine
+                rw = acc_wen & (row_set if s else ~row_set)
+                for k, (rp, wp) in enumerate(ports):
+                    m.d.comb += [rp.addr.eq(Mux(p_on & mine, Cat(p_addr, acc_lane_off[k]),
+                                                Cat(acc_addr, Const(0, 1)))),
+                                 wp.addr.eq(Mux(pw, p_waddr, acc_waddr)),
+                                 wp.data.eq(Mux(pw, 0, acc_wdata[k])), wp.en.eq(pw | rw)]
+            acc_rows = [Mux(row_set, acc_sets[1][k][0].data, acc_sets[0][k][0].data)
+                        for k in range(P)]
+            acc_pass = Mux(cur, _or_lanes([rp.data for rp, wp in acc_sets[1]]),
+                           _or_lanes([rp.data for rp, wp in acc_sets[0]]))
+        else:
+            p_addr, p_waddr, p_wen = acc_addr, acc_waddr, acc_wen
+            for k, (rp, wp) in enumerate(acc):
+                m.d.comb += rp.addr.eq(Cat(acc_addr, acc_lane_off[k]))
+            for k, (rp, wp) in enumerate(acc):
+                m.d.comb += [wp.addr.eq(acc_waddr), wp.data.eq(acc_wdata[k]), wp.en.eq(acc_wen)]
+            acc_rows = [rp.data for rp, wp in acc]
+            acc_pass = _or_lanes(acc_rows)
         amt = [mem(f"amt{e}", granularity=TRACE_BITS) for e in range(B)]
         slist = mem("slist")
         if M:
@@ -398,6 +447,15 @@ class Core(wiring.Component):
         flag_r = Signal()
         last_app = Signal()                    # the previous clock appended last_k
         last_k = Signal(range(max(M, 1)))      # (both without the registered check only)
+        if OV:
+            # next step's recurrent rows during the pass (overlap_rows): the
+            # spike list entry ov_li is on the list port when ov_avail
+            ov_on = Signal()                   # this step's pass takes early rows
+            ov_li = Signal(range(N + 1))       # spike list entry of the next early row
+            ov_run = Signal()                  # an early row is being issued
+            ov_avail = Signal()                # entry ov_li < n_s is on the list read port
+            ov_touched = Signal()              # early rows went into set ~cur ...
+            ov_done = Signal()                 # ... and all of them (the step's spikes)
 
         # ---- synapse pipeline (shared by ROWS and POT) -----------------------------------------
         # cycle x: issue a read of one word per bank (and of d, or of q) and of
@@ -462,10 +520,10 @@ class Core(wiring.Component):
             with m.If(vs[0]):
                 m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
                 m.d.sync += [amt_u[b].eq(amt_bank[b]) for b in range(B)]
-                m.d.sync += [acc_u[k].eq(acc[k][0].data) for k in range(P)]
+                m.d.sync += [acc_u[k].eq(acc_rows[k]) for k in range(P)]
         else:
             raw, amt_u = s_rdata, amt_bank
-            acc_u = [acc[k][0].data for k in range(P)]
+            acc_u = acc_rows
 
         # update stage
         changed = []
@@ -574,7 +632,7 @@ class Core(wiring.Component):
         # the unit's data inputs are not gated by the state (only valid is, in
         # PASS): a gate would cost a LUT per bit
         a = nu.inp.payload
-        m.d.comb += [a.tag.eq(tag1), a.acc.eq(_or_lanes([rp.data for rp, wp in acc])),
+        m.d.comb += [a.tag.eq(tag1), a.acc.eq(acc_pass),
                      a.v.eq(st_v[0].data), a.i.eq(st_i[0].data)]
         m.d.comb += [getattr(a, name).eq(prm[name][0].data) for name in ("threshold", "v_rest", "alpha_i")]
         for rp, wp in prm.values():
@@ -837,6 +895,28 @@ class Core(wiring.Component):
                     m.next = "DPASS"
                 with m.Else():
                     m.next = "R_NEXT"
+                if OV:
+                    # the early rows stand if the bus wrote nothing since the pass
+                    # (dirty: any write, also a reset; learning on needs one too)
+                    early = ov_done & ~dirty
+                    m.d.sync += ov_done.eq(0)
+                    with m.If(early):
+                        m.d.sync += [cur.eq(~cur), li.eq(N), more_rows.eq(n_k != 0),
+                                     ov_touched.eq(0)]
+                    with m.Elif(ov_touched):
+                        m.next = "R_CLEAR"
+
+            if OV:
+                with m.State("R_CLEAR"):
+                    # stale early sums: zero set ~cur (row_set), then read the rows again
+                    m.d.comb += [acc_wen.eq(1), acc_waddr.eq(t)]
+                    m.d.sync += t.eq(t + 1)
+                    with m.If(t == C - 1):
+                        m.d.sync += [t.eq(0), ov_touched.eq(0)]
+                        with m.If(learn & dirty):
+                            m.next = "DPASS"
+                        with m.Else():
+                            m.next = "R_NEXT"
 
             with m.State("DPASS"):
                 # d_j = stdp_delta(A-, y_j) for the post traces as the bus left them
@@ -892,6 +972,8 @@ class Core(wiring.Component):
                     m.next = "R_RUN"
                 with m.Else():
                     m.d.sync += [t.eq(0), nv1.eq(0), kv1.eq(0), n_s.eq(0)]
+                    if OV:
+                        m.d.sync += [ov_li.eq(0), ov_on.eq(~learn)]
                     m.next = "PASS"
 
             with m.State("R_NEXT"):
@@ -902,6 +984,8 @@ class Core(wiring.Component):
             with m.State("R_SETUP"):
                 hold_lists()
                 m.d.sync += [col_mode.eq(0)] + [x.eq(0) for x in col_off]
+                if OV:
+                    m.d.sync += row_set.eq(cur)
                 next_row()
 
             with m.State("R_RUN"):
@@ -931,13 +1015,15 @@ class Core(wiring.Component):
                 m.d.sync += [nv1.eq(t < N), kv1.eq(t < M), tag1.eq(t)]
                 # lane t mod P reads its accumulator, the others read the zero half,
                 # so that the lanes can be ORed instead of selected
-                m.d.comb += acc_addr.eq(t >> pb)
+                m.d.comb += p_addr.eq(t >> pb)
                 m.d.comb += [acc_lane_off[k].eq(t[:pb] != k if pb else 0) for k in range(P)]
+                if OV:
+                    m.d.comb += p_on.eq(1)
                 m.d.comb += nu.inp.valid.eq(nv1)
                 with m.If(nv1 & ((tag1[:pb] == P - 1 if pb else 1) | (tag1 == N - 1))):
                     # the word's last accumulator is consumed: clear the word (the
                     # next word is being read, so the write never meets the read)
-                    m.d.comb += [acc_waddr.eq(tag1 >> pb), acc_wen.eq(1)]
+                    m.d.comb += [p_waddr.eq(tag1 >> pb), p_wen.eq(1)]
                 if M:
                     ta = tu.inp.payload
                     m.d.comb += [tu.inp.valid.eq(kv1), ta.tag.eq(tag1), ta.x.eq(itrace[0].data[:8]),
@@ -954,7 +1040,17 @@ class Core(wiring.Component):
                     m.d.sync += [dirty.eq(0), li.eq(0)]
                     with m.If(learn & (n_s != 0)):
                         m.next = "C_NEXT"
+                    if OV:
+                        with m.Elif(ov_on):
+                            m.next = "OV_WAIT"
                     with m.Else():
+                        m.next = "O_FETCH"
+
+            if OV:
+                with m.State("OV_WAIT"):
+                    # the early rows of the last spikes
+                    with m.If(~ov_run & (ov_li == n_s) & drained):
+                        m.d.sync += [ov_on.eq(0), ov_done.eq(1)]
                         m.next = "O_FETCH"
 
             # potentiation works on groups of L posts: spiking posts that share a
@@ -1052,6 +1148,38 @@ class Core(wiring.Component):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "B_ACK"
+
+        if OV:
+            # the early rows: as the row phase, with the spike list growing
+            # under them (an entry is used once ov_avail says it was written)
+            def ov_start():
+                j = slist[0].data
+                m.d.sync += [base.eq(j * C), rot.eq(j[:bb] if bb else 0), c.eq(0),
+                             ov_li.eq(ov_li + 1), ov_run.eq(1), ov_touched.eq(1),
+                             row_set.eq(~cur)]
+
+            with m.If(ov_on):
+                m.d.comb += slist[0].addr.eq(ov_li)
+                # (stale the clock after a start: it is next used two clocks after)
+                m.d.sync += ov_avail.eq(ov_li < n_s)
+                with m.If(ov_run):
+                    with m.If(can_issue & (c < C)):
+                        m.d.comb += [iss.eq(1), iss_c.eq(c)]
+                        m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
+                        if C >= 2 + R:
+                            # chained as in R_RUN
+                            with m.If((c == C - 1) & ov_avail):
+                                ov_start()
+                    with m.Elif(c == C):
+                        with m.If(ov_avail & (~vs[0] if R and C == 1 else 1)):
+                            ov_start()
+                        with m.Else():
+                            m.d.sync += ov_run.eq(0)
+                with m.Elif(ov_avail):
+                    ov_start()
+            with m.Else():
+                m.d.sync += ov_avail.eq(0)
+            step_states += ("OV_WAIT", "R_CLEAR")
 
         m.d.comb += b_wdata.eq(Mux(fsm.ongoing("CLEAR"), 0, self.bus.payload.wdata))
         in_step = Signal()

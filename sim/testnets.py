@@ -128,7 +128,8 @@ def _alpha(rng):
 
 
 def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps=None,
-                kind: str | None = None) -> Case:
+                kind: str | None = None, learning: bool | None = None,
+                rewrites: float = 0.0) -> Case:
     """Draw one random network and schedule.
 
     Parameters
@@ -137,6 +138,13 @@ def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps
         Seed; ``kind`` defaults to ``KINDS[seed % len(KINDS)]``.
     neurons, inputs, weight_bits, steps : int or None
         Shape and length; drawn small (fast in simulation) when None.
+    learning : bool or None
+        Force STDP on or off at the start (drawn when None; ``learn_toggle``
+        cases still switch it mid-run).
+    rewrites : float
+        Chance per step of a synapse write after it (recurrent or input, a
+        random word), from a second generator: the other draws stay as they
+        are without it.
     """
     rng = np.random.default_rng(seed)
     kind = KINDS[seed % len(KINDS)] if kind is None else kind
@@ -153,6 +161,8 @@ def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps
 
     # STDP settings
     learn = kind != "basic" or rng.random() < 0.8
+    if learning is not None:
+        learn = learning
     w_min, w_max = sorted(int(x) for x in rng.integers(wlo, whi + 1, 2))
     if rng.random() < 0.3:
         w_min, w_max = wlo, whi
@@ -209,6 +219,7 @@ def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps
 
     # schedule
     ops = []
+    wrng = np.random.default_rng([seed, 1])
     rate = rng.uniform(0.05, 0.6)
     toggle_at = int(rng.integers(steps // 3, 2 * steps // 3)) if kind == "learn_toggle" else -1
     for t in range(steps):
@@ -222,6 +233,11 @@ def random_case(seed: int, *, neurons=None, inputs=None, weight_bits=None, steps
         else:
             axons = []
         ops.append(("step", axons))
+        if rewrites and wrng.random() < rewrites:
+            region = Region.W_IN if m and wrng.random() < 0.5 else Region.W_REC
+            x = int(wrng.integers(0, (m if region == Region.W_IN else n) * n))
+            word = synapse_word(cfg, int(wrng.integers(wlo, whi + 1)), bool(wrng.random() < 0.8))
+            ops.append(("write", address(cfg, region, x), word))
         if t == toggle_at:
             ops.append(("write", address(cfg, Region.STDP, field_index(STDP_FIELDS, "enabled")),
                         0))
