@@ -691,6 +691,8 @@ class Core(wiring.Component):
         # ---- the controller -------------------------------------------------------------------------
         step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
                        "C_NEXT", "C_MERGE", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
+        if RI:
+            step_states += ("C_LOAD",)
         with m.FSM(name=CONTROLLER_STATE.removesuffix("_state")) as fsm:
             # -- idle: events and bus requests --------------------------------------------------
             with m.State("IDLE"):
@@ -1060,14 +1062,23 @@ class Core(wiring.Component):
                 m.d.sync += col_mask.eq(0)
                 with m.If(li < n_s):
                     m.d.sync += li.eq(li + 1)
-                    m.next = "C_MERGE"
+                    m.next = "C_LOAD" if RI else "C_MERGE"
                 with m.Else():
                     m.d.sync += [li.eq(0)] + [x.eq(0) for x in col_off]
                     m.next = "O_FETCH"
 
+            if RI:
+                # the list entry is registered before the merge decides on it
+                # (block RAM output -> compare -> list index: a long path on ECP5)
+                j_r = Signal.like(slist[0].data)
+                with m.State("C_LOAD"):
+                    m.d.comb += slist[0].addr.eq(li)
+                    m.d.sync += j_r.eq(slist[0].data)
+                    m.next = "C_MERGE"
+
             with m.State("C_MERGE"):
                 # slist data: entry li-1; merge it if it is the first or in the same group
-                j = slist[0].data
+                j = j_r if RI else slist[0].data
                 g = j >> lb
                 first = col_mask == 0
                 # read entry li whatever the merge decides (a list address that
@@ -1077,6 +1088,8 @@ class Core(wiring.Component):
                     m.d.sync += [col_g.eq(g), col_mask.eq(col_mask | (1 << j[:lb] if lb else 1))]
                     with m.If((li < n_s) & (L > 1)):
                         m.d.sync += li.eq(li + 1)
+                        if RI:
+                            m.next = "C_LOAD"
                     with m.Else():
                         m.next = "C_SETUP"
                 with m.Else():

@@ -9,6 +9,7 @@ two small networks per simulator; ``-m slow`` adds 24 more.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -33,13 +34,16 @@ def _design(kind):
     return Core
 
 
-def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", extra_env=None):
+def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", extra_env=None,
+               core_options=None, case_options=None):
+    """Run core_tb's two tests; ``core_options`` go to the design's constructor,
+    ``case_options`` to ``random_case``."""
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
     import cocotb_tools.config
     import cocotb_tools.runner as runner_mod
 
-    verilog = verilog_file(_design(kind), config)
+    verilog = verilog_file(_design(kind), config, **(core_options or {}))
     if sim == "verilator":
         for k, v in verilator_env().items():
             if k in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS"):
@@ -86,6 +90,7 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
            # costs seconds); the small networks run fastest on the numpy model
            "COCOTB_REWRITE_ASSERTION_FILES": "core_tb.py streams.py",
            "NEUROCOREX_MODEL_BACKEND": "numpy",
+           "NCX_CASE_OPTIONS": json.dumps(case_options or {}),
            **(extra_env or {})}
     runner.test(test_module="core_tb", hdl_toplevel="top", build_dir=build_dir,
                 test_dir=tmp_path, extra_env=env, results_xml=str(results),
@@ -120,6 +125,15 @@ def test_comparison_reports_a_wrong_reference(tmp_path, monkeypatch):
     log = run_cocotb("verilator", CoreConfig(6, 5, 7), [13], 20, tmp_path, monkeypatch,
                      extra_env={"NCX_CORRUPT_REFERENCE": "1"})
     assert "mismatch reported as it should be" in log
+
+
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_overlap_rows_core_matches_golden_model(sim, tmp_path, monkeypatch):
+    """``Core(overlap_rows=True)``: learning off, synapse writes between steps."""
+    pytest.importorskip("neurocorex.hdl.core")
+    run_cocotb(sim, CoreConfig(20, 5, 7), [21, 22], 30, tmp_path, monkeypatch,
+               core_options={"overlap_rows": True},
+               case_options={"learning": False, "rewrites": 0.3})
 
 
 SLOW_CASES = [

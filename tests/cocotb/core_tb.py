@@ -7,6 +7,7 @@ Verilator and Icarus.  Settings come from the environment:
 ``NCX_SEEDS``    comma-separated seeds; one random network each
 ``NCX_STEPS``    time steps per network
 ``NCX_DESIGN``   ``core`` (default) or ``regfile`` (the plumbing stand-in)
+``NCX_CASE_OPTIONS``  JSON object of further ``random_case`` arguments
 ``NCX_CORRUPT_REFERENCE``  if set, the reference is computed with a wrong
                  ``w_shift`` and the test passes only if that is reported
 
@@ -22,6 +23,7 @@ that restore the power-up contents, as the cases assume a fresh core.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -157,7 +159,8 @@ async def core_matches_golden_model(dut):
     total = 0
     for k, seed in enumerate(seeds):
         case = random_case(seed, neurons=config.neurons, inputs=config.inputs,
-                           weight_bits=config.weight_bits, steps=steps)
+                           weight_bits=config.weight_bits, steps=steps,
+                           **json.loads(os.environ.get("NCX_CASE_OPTIONS", "{}")))
         runner.step_cycles = []
         got = await runner.run_case(case, fresh=(k == 0))
         total += case.steps
