@@ -221,6 +221,9 @@ _add(Board(
     # each synapse bank as four 4-bit memories: 11-way read multiplexers
     # instead of one 44-way one over the bank's block RAMs (hdl/sliced.py)
     bank_slice=4,
+    # the next step's recurrent rows during the neuron pass (learning off); the
+    # two accumulator sets in LUT RAM: the banks leave too few block RAMs
+    overlap_rows=True, accumulator_attrs={"ram_style": "distributed"},
 ))
 
 _add(Board(
