@@ -71,7 +71,7 @@ RAM_CORE_OPTIONS = {
 }
 
 
-def measure(cfg, rate, learn, steps, warmup, seed=1, ram="single", overlap=False):
+def measure(cfg, rate, learn, steps, warmup, seed=1, ram="single", overlap=False, banks=4):
     md = build_model(cfg, learn, seed)
     rng = np.random.default_rng(seed + 100)
     # the first step after the preload is run but not measured: with
@@ -82,7 +82,7 @@ def measure(cfg, rate, learn, steps, warmup, seed=1, ram="single", overlap=False
     md.run(warmup, inputs[:warmup])
     ref = copy.deepcopy(md)
     want = [np.flatnonzero(ref.step(x)).tolist() for x in inputs[warmup:]]
-    core = Core(cfg, **RAM_CORE_OPTIONS[ram], overlap_rows=overlap)
+    core = Core(cfg, **RAM_CORE_OPTIONS[ram], overlap_rows=overlap, banks=banks)
     preload(core, md)
     out = run_bench(core, inputs[warmup:])
     if out["spikes"] != want:
@@ -119,11 +119,12 @@ def main(argv=None):
                         "SPRAM double-pumped (iCEBreaker); default single")
     p.add_argument("--dual-port", dest="ram", action="store_const", const="dual",
                    help="the same as --ram dual")
+    p.add_argument("--banks", type=int, default=4, help="synapse banks (Core(banks=...)); default 4")
     p.add_argument("--overlap", action="store_true",
                    help="overlap_rows: the next step's recurrent rows during the neuron pass")
     args = p.parse_args(argv)
     cfg = CoreConfig(args.neurons, args.inputs)
-    geo = Geometry(cfg)
+    geo = Geometry(cfg, banks=args.banks)
     print(f"core N={cfg.neurons} M={cfg.inputs} weight_bits={cfg.weight_bits}; {geo}; "
           f"memory-port limit {geo.posts} synapses/clock; "
           f"{args.ram} synapse RAM{', overlap_rows' if args.overlap else ''}; "
@@ -134,7 +135,7 @@ def main(argv=None):
         for learn in (False, True):
             t0 = time.time()
             r = measure(cfg, rate, learn, args.steps, args.warmup, ram=args.ram,
-                        overlap=args.overlap)
+                        overlap=args.overlap, banks=args.banks)
             sps = args.clock_mhz * 1e6 / r["cycles"]
             print(f"{rate:5.2f} {'on' if learn else 'off':>4} {100 * r['input_rate']:5.1f} "
                   f"{100 * r['neuron_rate']:5.1f} {r['cycles']:11.0f} {r['step_cycles']:7.0f} "

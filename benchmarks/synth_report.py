@@ -91,11 +91,15 @@ class _Wrapped(wiring.Component):
         return m
 
 
-def synth(board_name, neurons, inputs, banks=4, root="build/synth", hier=False):
+def synth(board_name, neurons, inputs, banks=None, root="build/synth", hier=False):
     board = BOARDS[board_name]
     family = board.family
     config = CoreConfig(neurons=neurons, inputs=inputs)
-    core = board_core(config, banks=banks, **board.core_flags)
+    flags = board.core_flags
+    if banks is not None:
+        flags["banks"] = banks
+    banks = flags["banks"]
+    core = board_core(config, **flags)
     if board.double_pump:
         text = rtlil.convert(_Wrapped(core), name="top")
     else:
@@ -138,7 +142,7 @@ def main(argv=None):
                    default="icebreaker")
     p.add_argument("-N", "--neurons", type=int, default=256)
     p.add_argument("-M", "--inputs", type=int, default=256)
-    p.add_argument("--banks", type=int, default=4, help="synapse banks of the core")
+    p.add_argument("--banks", type=int, help="synapse banks of the core (default: the board's)")
     p.add_argument("--hier", action="store_true",
                    help="keep the submodules apart (-noflatten) and report each of them")
     args = p.parse_args(argv)

@@ -90,8 +90,11 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     pll = board.solve_pll(clk_hz)
     baud = board.baud if baud is None else baud
     divisor = check_baud(pll.freq_hz, baud, board.max_baud)
+    flags = board.core_flags
+    if banks is not None:
+        flags["banks"] = banks
     design = make_design(config, clk_hz=pll.freq_hz, baud=baud, board_name=board.name,
-                         stand_in=stand_in, banks=banks, **board.core_flags)
+                         stand_in=stand_in, **flags)
     top = BoardTop(board, pll, design)
     platform = board.platform()
     overrides = dict(board.overrides)
@@ -115,7 +118,8 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
         "neurons": config.neurons,
         "inputs": config.inputs,
         "synapses": config.synapses,
-        **({"banks": banks} if banks is not None else {}),
+        **({"banks": board.banks if banks is None else banks}
+           if not stand_in or stand_in == "core" else {}),
         "clk_mhz": round(pll.freq_hz / 1e6, 4),
         **({"fast_clk_mhz": round(pll.fast_hz / 1e6, 4), "pump_schedule": board.pump_schedule}
            if getattr(pll, "fast_hz", None) else {}),
@@ -274,8 +278,8 @@ def build(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, stan
     ``seeds_tried``).
 
     ``stand_in``: False for the full design, True or ``"echo"`` for the UART
-    echo, ``"core"`` for the core driven by an LFSR (:mod:`.standin`), whose
-    synapse banks ``banks`` sets (default: the core's).
+    echo, ``"core"`` for the core driven by an LFSR (:mod:`.standin`).
+    ``banks``: synapse banks of the core (default: the board's).
 
     Raises :class:`BuildError` when the toolchain fails (e.g. the design does not
     fit) or nextpnr's Fmax is below the clock.  Xilinx boards only get their

@@ -61,7 +61,7 @@ def _build_args(p):
                         "LFSR (its resources and clocks at sizes where the full top does not fit)")
     p.add_argument("--core", action="store_true", help="with --verilog: only the core, without UART")
     p.add_argument("--banks", type=int,
-                   help="with --stand-in core: synapse banks of the core (default: the core's, 4)")
+                   help="synapse banks of the core, a power of two >= 4 (default: the board's)")
 
 
 def _build(args):
@@ -83,8 +83,6 @@ def _build(args):
         raise NeuroCoreXError("--core applies to --verilog only")
     if args.seeds < 1:
         raise NeuroCoreXError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.banks is not None and args.stand_in != "core":
-        raise NeuroCoreXError("--banks applies to --stand-in core only")
     rep = b.build(args.board, neurons=args.neurons, inputs=args.inputs, baud=args.baud,
                   clk_hz=None if args.clk_mhz is None else args.clk_mhz * 1e6,
                   stand_in=args.stand_in, build_root=args.build_dir, force=args.force,

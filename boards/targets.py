@@ -103,6 +103,9 @@ class Board:
     pump_schedule : str
         Where the double-pumped RAM reads in the core cycle: ``"middle"`` or
         ``"edge"`` (:data:`neurocorex.hdl.spram.SCHEDULES`, docs/boards.md).
+    banks : int
+        Synapse banks of the core (``Core(banks=...)``): each read or write
+        moves ``banks`` words, so more banks make rows and columns shorter.
     bank_slice : int or None
         Build each dual-port synapse bank from memories this many bits wide
         (:class:`neurocorex.hdl.sliced.SlicedRAM`): a shallower read
@@ -140,6 +143,7 @@ class Board:
     dual_port: bool = False
     double_pump: bool = False
     pump_schedule: str = "middle"
+    banks: int = 4
     bank_slice: int | None = None
     overlap_rows: bool = False
     accumulator_attrs: dict | None = None
@@ -152,7 +156,8 @@ class Board:
         :func:`neurocorex.boards.top.board_core` (and ``make_design``)."""
         return {"spram": self.spram, "dual_port": self.dual_port,
                 "double_pump": self.double_pump, "pump_schedule": self.pump_schedule,
-                "bank_slice": self.bank_slice, "overlap_rows": self.overlap_rows,
+                "banks": self.banks, "bank_slice": self.bank_slice,
+                "overlap_rows": self.overlap_rows,
                 "accumulator_attrs": self.accumulator_attrs}
 
     def platform(self):
@@ -218,9 +223,11 @@ _add(Board(
     # ECP5 has no SPRAM: memories marked for it on iCE40 go to EBR here
     overrides=dict(script_after_read="setattr -unset ram_style a:ram_style=huge"),
     dual_port=True,
-    # each synapse bank as four 4-bit memories: 11-way read multiplexers
-    # instead of one 44-way one over the bank's block RAMs (hdl/sliced.py)
-    bank_slice=4,
+    # eight banks: rows and columns take half the clocks of four (the
+    # potentiation columns dominate a step with learning on); each bank as
+    # two 8-bit memories, mapped as 2048 x 9 blocks: 11-way read multiplexers
+    # over the bank's 22 block RAMs (hdl/sliced.py)
+    banks=8, bank_slice=8,
     # the next step's recurrent rows during the neuron pass (learning off); the
     # two accumulator sets in LUT RAM: the banks leave too few block RAMs
     overlap_rows=True, accumulator_attrs={"ram_style": "distributed"},

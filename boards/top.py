@@ -13,7 +13,7 @@ from .pll import ClockGenerator
 __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
-def make_design(config, *, clk_hz, baud, board_name, stand_in=False, banks=None, **core_flags):
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flags):
     """The design to place on a board: the full top, the UART echo stand-in
     (``stand_in`` true), or the core driven by a pseudo-random source
     (``stand_in="core"``, :class:`~neurocorex.boards.standin.CoreExerciser`).
@@ -26,13 +26,11 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, banks=None,
     the core clock) used as a dual-port bank (:mod:`neurocorex.hdl.spram`), and
     the stand-in's memory is one too; with ``bank_slice`` (and ``dual_port``)
     each bank is built from memories that many bits wide
-    (:mod:`neurocorex.hdl.sliced`).  ``banks`` (synapse banks of the core) is
-    only for the core stand-in; the full top keeps the core's default.
+    (:mod:`neurocorex.hdl.sliced`); ``banks`` is the number of synapse banks.
     """
     if stand_in == "core":
         from .standin import CoreExerciser
-        return CoreExerciser(config, clk_hz=clk_hz, baud=baud, board=board_name,
-                             **({} if banks is None else {"banks": banks}), **core_flags)
+        return CoreExerciser(config, clk_hz=clk_hz, baud=baud, board=board_name, **core_flags)
     if stand_in:
         from .standin import UARTEcho
         return UARTEcho(config, clk_hz=clk_hz, baud=baud, board=board_name,

@@ -188,7 +188,8 @@ class Core(wiring.Component):
         self.accumulator_attrs = dict(accumulator_attrs or {})
         self.bank_memory = bank_memory
         self.dual_port = bool(dual_port)
-        if banks < 4:
+        if banks < 4 or banks & (banks - 1):
+            self._MustUse__silence = True      # (not an unused design: a refused one)
             raise RangeError(f"banks must be a power of two >= 4, got {banks}")
         self.geometry = geo = Geometry(config, banks=banks)
         self.synapse_attrs = dict(synapse_attrs or {})

@@ -454,9 +454,12 @@ def test_core_stand_in_elaborates():
         assert re.search(r"connect \\CLK \\sync2x_clk\b", _module(text, f"top.design.core.mem_syn{b}"))
 
 
-def test_banks_option_needs_the_core_stand_in(capsys):
-    rc, out, err = _cli(capsys, "build", "--board", "icebreaker", "--banks", "8")
-    assert rc == 2 and "--banks applies to --stand-in core only" in err
+@pytest.mark.parametrize("banks", ["2", "6"])
+def test_cli_refuses_banks_that_are_not_a_power_of_two(capsys, banks, tmp_path):
+    rc, out, err = _cli(capsys, "build", "--board", "icebreaker", "--banks", banks,
+                        "--build-dir", str(tmp_path))
+    assert rc == 2 and f"banks must be a power of two >= 4, got {banks}" in err
+    assert "Traceback" not in err and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("double_pump,schedule", [(False, "middle"), (True, "middle"), (True, "edge")])

@@ -72,6 +72,17 @@ def test_sliced_banks_bit_exact():
     _check(random_case(11), poison_collisions=True, dual_port=True, bank_memory=sliced_banks(4))
 
 
+@pytest.mark.parametrize("options", [pytest.param({}, marks=pytest.mark.slow),
+                                     {"dual_port": True, "bank_memory": sliced_banks(8),
+                                      "overlap_rows": True}], ids=["single", "ulx3s"])
+def test_eight_banks_bit_exact(options):
+    """Eight synapse banks (16 posts per row word), also as the ULX3S builds
+    them: dual-port, two 8-bit slices each, with the early rows."""
+    _check(random_case(5, neurons=33, steps=12, learning=None if not options else False,
+                       rewrites=0.3 if options else 0.0),
+           banks=8, poison_collisions=True, **options)
+
+
 def test_no_bank_output_stage_bit_exact():
     """``Core(**DOUBLE_PUMPED_CORE)`` with plain dual-port memories: the update
     stage takes the banks' read data directly."""
