@@ -103,15 +103,16 @@ def bench_boards(rows, quick):
         out[f"{b}_clock_mhz"] = clock
         out[f"{b}_fmax_mhz"] = rep["fmax_mhz"]
         ram = _board_ram(BOARDS[b])
-        overlap = BOARDS[b].overlap_rows
-        out[f"{b}_synapse_ram"] = ram + (", overlap_rows" if overlap else "")
+        overlap, banks = BOARDS[b].overlap_rows, BOARDS[b].banks
+        out[f"{b}_synapse_ram"] = (f"{ram}, {banks} banks"
+                                   + (", overlap_rows" if overlap else ""))
         cfg = CoreConfig(int(rep["neurons"]), int(rep["inputs"]))
         for learn in (False, True):
-            if ram == "single" and not overlap and (cfg.neurons, cfg.inputs) == (256, 256):
+            if (ram, banks, overlap) == ("single", 4, False) and (cfg.neurons, cfg.inputs) == (256, 256):
                 cycles = rows[(0.05, learn)]["cycles"]        # measured in the core section
             else:
                 cycles = mod.measure(cfg, 0.05, learn, steps=4 if quick else 6, warmup=20,
-                                     ram=ram, overlap=overlap)["cycles"]
+                                     ram=ram, overlap=overlap, banks=banks)["cycles"]
             tag = f"5pct_stdp_{'on' if learn else 'off'}"
             out[f"{b}_cycles_per_step_{tag}"] = round(cycles)
             out[f"{b}_steps_per_s_{tag}"] = round(clock * 1e6 / cycles)
