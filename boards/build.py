@@ -118,8 +118,7 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
         "neurons": config.neurons,
         "inputs": config.inputs,
         "synapses": config.synapses,
-        **({"banks": board.banks if banks is None else banks}
-           if not stand_in or stand_in == "core" else {}),
+        **({"banks": flags["banks"]} if not stand_in or stand_in == "core" else {}),
         "clk_mhz": round(pll.freq_hz / 1e6, 4),
         **({"fast_clk_mhz": round(pll.fast_hz / 1e6, 4), "pump_schedule": board.pump_schedule}
            if getattr(pll, "fast_hz", None) else {}),

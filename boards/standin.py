@@ -141,8 +141,7 @@ class CoreExerciser(wiring.Component):
 
     ``clk_hz``, ``baud`` and ``board`` are those of :class:`UARTEcho` (unused);
     ``core_flags`` build the core as the board's full top does (a board's
-    ``Board.core_flags``, :func:`neurocorex.boards.top.board_core`), and
-    ``banks`` is the number of its synapse banks (``Core(banks=...)``).
+    ``Board.core_flags``, :func:`neurocorex.boards.top.board_core`).
     """
 
     uart_rx: In(1, init=1)
@@ -150,11 +149,10 @@ class CoreExerciser(wiring.Component):
     led_activity: Out(1)
     led_error: Out(1)
 
-    def __init__(self, config, *, clk_hz, baud, board=None, banks=4, **core_flags):
+    def __init__(self, config, *, clk_hz, baud, board=None, **core_flags):
         from .top import board_core
         self.config = config
-        # the same core options as the board top's (Board.core_flags)
-        self.core = board_core(config, banks=banks, **core_flags)
+        self.core = board_core(config, **core_flags)
         super().__init__()
 
     def elaborate(self, platform):

@@ -19,8 +19,9 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flag
     (``stand_in="core"``, :class:`~neurocorex.boards.standin.CoreExerciser`).
 
     ``core_flags`` (a board's :attr:`~neurocorex.boards.targets.Board.core_flags`)
-    say how the core is built (:func:`board_core`).  With ``spram``, the core's synapse banks are marked ``ram_style = "huge"`` so
-    that they map to iCE40 single-port RAM (SB_SPRAM256KA); with ``dual_port``
+    say how the core is built (:func:`board_core`).  With ``spram``, the
+    core's synapse banks are marked ``ram_style = "huge"`` so that they map
+    to iCE40 single-port RAM (SB_SPRAM256KA); with ``dual_port``
     they get separate read and write ports (ECP5 and 7-series block RAM); with
     ``double_pump`` each is a single-port RAM in the ``sync2x`` domain (twice
     the core clock) used as a dual-port bank (:mod:`neurocorex.hdl.spram`), and

@@ -991,19 +991,25 @@ class Core(wiring.Component):
                     m.d.sync += row_set.eq(cur)
                 next_row()
 
-            with m.State("R_RUN"):
-                hold_lists()
+            def issue_row_word(more, start, d_amounts=True):
+                # word c of the row in flight (and, with d_amounts, the posts'
+                # d); the next row starts right after this one's last word if
+                # `more`: its word k reads the accumulators C clocks after this
+                # row's word k did, and this row's update of them (written
+                # 1 + R clocks after that read) has landed by then.  The caller
+                # goes on with m.Elif(c == C): the row's end.
                 with m.If(can_issue & (c < C)):
                     m.d.comb += [iss.eq(1), iss_c.eq(c)]
-                    m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
+                    if d_amounts:
+                        m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
                     m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
                     if C >= 2 + R:
-                        # the next row starts right after this one's last word: its
-                        # word k reads the accumulators C clocks after this row's
-                        # word k did, and this row's update of them (written 1 + R
-                        # clocks after that read) has landed by then
-                        with m.If((c == C - 1) & more_rows):
-                            next_row()
+                        with m.If((c == C - 1) & more):
+                            start()
+
+            with m.State("R_RUN"):
+                hold_lists()
+                issue_row_word(more_rows, next_row)
                 with m.Elif(c == C):
                     # shorter rows start C + 1 clocks apart (C + 2 for one-word
                     # rows with the bank output stage: the word read two clocks
@@ -1177,13 +1183,7 @@ class Core(wiring.Component):
                 # (stale the clock after a start: it is next used two clocks after)
                 m.d.sync += ov_avail.eq(ov_li < n_s)
                 with m.If(ov_run):
-                    with m.If(can_issue & (c < C)):
-                        m.d.comb += [iss.eq(1), iss_c.eq(c)]
-                        m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
-                        if C >= 2 + R:
-                            # chained as in R_RUN
-                            with m.If((c == C - 1) & ov_avail):
-                                ov_start()
+                    issue_row_word(ov_avail, ov_start, d_amounts=False)   # (no learning)
                     with m.Elif(c == C):
                         with m.If(ov_avail & (~vs[0] if R and C == 1 else 1)):
                             ov_start()

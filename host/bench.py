@@ -102,8 +102,8 @@ def bench_boards(rows, quick):
         out[f"{b}_inputs"] = rep.get("inputs")
         out[f"{b}_clock_mhz"] = clock
         out[f"{b}_fmax_mhz"] = rep["fmax_mhz"]
-        ram = _board_ram(BOARDS[b])
-        overlap, banks = BOARDS[b].overlap_rows, BOARDS[b].banks
+        board = BOARDS[b]
+        ram, overlap, banks = _board_ram(board), board.overlap_rows, board.banks
         out[f"{b}_synapse_ram"] = (f"{ram}, {banks} banks"
                                    + (", overlap_rows" if overlap else ""))
         cfg = CoreConfig(int(rep["neurons"]), int(rep["inputs"]))
