@@ -29,6 +29,7 @@ import numpy as np
 from neurocorex.formats import CoreConfig, DECAY_ONE
 from neurocorex.hdl.core import Core
 from neurocorex.hdl.geometry import Geometry
+from neurocorex.hdl.sliced import sliced_banks
 from neurocorex.hdl.spram import DOUBLE_PUMPED_CORE
 from neurocorex.sim.amaranth_core import preload, run_bench
 from neurocorex.sim.model import CoreModel
@@ -64,9 +65,13 @@ def build_model(cfg: CoreConfig, learn: bool, seed: int = 1) -> CoreModel:
 #: Core options of each kind of synapse RAM.  "double-pumped" is the iCEBreaker's
 #: SPRAM at twice the core clock (neurocorex.hdl.spram): dual-port cycles,
 #: checked equal in tests/test_spram.py.
+#: "dual-registered" is the ULX3S's: dual-port block RAMs whose read data is
+#: registered before the bank's read multiplexer (two clocks per read, one more
+#: pipeline stage; neurocorex.hdl.sliced).
 RAM_CORE_OPTIONS = {
     "single": {},
     "dual": {"dual_port": True},
+    "dual-registered": {"dual_port": True, "bank_memory": sliced_banks(8, 2048)},
     "double-pumped": DOUBLE_PUMPED_CORE,
 }
 
@@ -115,8 +120,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
     p.add_argument("--warmup", type=int, default=20, help="model steps before measuring")
     p.add_argument("--ram", choices=sorted(RAM_CORE_OPTIONS), default="single",
-                   help="synapse bank RAM: single-port SPRAM, dual-port (ECP5 block RAM) or "
-                        "SPRAM double-pumped (iCEBreaker); default single")
+                   help="synapse bank RAM: single-port SPRAM, dual-port (ECP5 block RAM), "
+                        "dual-port with registered block reads (ULX3S) or SPRAM "
+                        "double-pumped (iCEBreaker); default single")
     p.add_argument("--dual-port", dest="ram", action="store_const", const="dual",
                    help="the same as --ram dual")
     p.add_argument("--banks", type=int, default=4, help="synapse banks (Core(banks=...)); default 4")

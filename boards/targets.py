@@ -110,6 +110,11 @@ class Board:
         Build each dual-port synapse bank from memories this many bits wide
         (:class:`neurocorex.hdl.sliced.SlicedRAM`): a shallower read
         multiplexer over the block RAMs.
+    bank_block : int or None
+        With ``bank_slice``: split each slice into memories of this many
+        words (one block RAM each) whose read data is registered before the
+        multiplexer (``SlicedRAM(block_depth=...)``): the bank output stage
+        moves in front of the multiplexer, next to the block RAMs.
     overlap_rows : bool
         The core integrates the next step's recurrent rows during the neuron
         pass (``Core(overlap_rows=True)``), in a second set of accumulator
@@ -145,6 +150,7 @@ class Board:
     pump_schedule: str = "middle"
     banks: int = 4
     bank_slice: int | None = None
+    bank_block: int | None = None
     overlap_rows: bool = False
     accumulator_attrs: dict | None = None
     overrides: dict = field(default_factory=dict)
@@ -157,6 +163,7 @@ class Board:
         return {"spram": self.spram, "dual_port": self.dual_port,
                 "double_pump": self.double_pump, "pump_schedule": self.pump_schedule,
                 "banks": self.banks, "bank_slice": self.bank_slice,
+                "bank_block": self.bank_block,
                 "overlap_rows": self.overlap_rows,
                 "accumulator_attrs": self.accumulator_attrs}
 
@@ -226,8 +233,9 @@ _add(Board(
     # eight banks: rows and columns take half the clocks of four (the
     # potentiation columns dominate a step with learning on); each bank as
     # two 8-bit memories, mapped as 2048 x 9 blocks: 11-way read multiplexers
-    # over the bank's 22 block RAMs (hdl/sliced.py)
-    banks=8, bank_slice=8,
+    # over the bank's 22 block RAMs (hdl/sliced.py), each block's read data
+    # registered before them (the bank output stage next to the block RAMs)
+    banks=8, bank_slice=8, bank_block=2048,
     # the next step's recurrent rows during the neuron pass (learning off); the
     # two accumulator sets in LUT RAM: the banks leave too few block RAMs
     overlap_rows=True, accumulator_attrs={"ram_style": "distributed"},

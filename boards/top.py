@@ -27,7 +27,8 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flag
     the core clock) used as a dual-port bank (:mod:`neurocorex.hdl.spram`), and
     the stand-in's memory is one too; with ``bank_slice`` (and ``dual_port``)
     each bank is built from memories that many bits wide
-    (:mod:`neurocorex.hdl.sliced`); ``banks`` is the number of synapse banks.
+    (:mod:`neurocorex.hdl.sliced`), with ``bank_block`` also split into
+    registered memories of that many words; ``banks`` is the number of synapse banks.
     """
     if stand_in == "core":
         from .standin import CoreExerciser
@@ -49,7 +50,7 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flag
 
 
 def board_core(config, *, spram=False, dual_port=False, double_pump=False,
-               pump_schedule="middle", bank_slice=None, **kw):
+               pump_schedule="middle", bank_slice=None, bank_block=None, **kw):
     """The core as a board's full design instantiates it (the flags as in
     :func:`make_design`; ``kw`` goes to :class:`~neurocorex.hdl.core.Core`).
     With ``double_pump`` its banks are in the ``sync2x`` domain, which the
@@ -61,7 +62,8 @@ def board_core(config, *, spram=False, dual_port=False, double_pump=False,
                     **DOUBLE_PUMPED_CORE, **kw)
     if bank_slice and dual_port:
         from ..hdl.sliced import sliced_banks
-        return Core(config, dual_port=True, bank_memory=sliced_banks(bank_slice), **kw)
+        return Core(config, dual_port=True, bank_memory=sliced_banks(bank_slice, bank_block),
+                    **kw)
     return Core(config, dual_port=dual_port,
                 synapse_attrs={"ram_style": "huge"} if spram else None, **kw)
 

@@ -129,7 +129,11 @@ class Core(wiring.Component):
         whose ports behave like a ``Memory``'s (read: ``addr``, ``en``, ``data``
         one clock later, not transparent; write: ``addr``, ``data``, ``en``;
         the core passes ``granularity=None``: it writes whole words).  Used by
-        board tops, e.g. for a RAM clocked twice as fast.
+        board tops, e.g. for a RAM clocked twice as fast.  An elaboratable
+        with ``read_latency = 2`` returns its read data two clocks after the
+        address, from registers of its own: that is the bank output stage
+        (``register_bank_outputs`` must be on), e.g. a
+        :class:`~neurocorex.hdl.sliced.SlicedRAM` with ``block_depth``.
     poison_collisions : bool
         Simulation check: a block RAM read of the address written in the same
         clock returns the inverted word instead of the old one.  The core
@@ -258,6 +262,7 @@ class Core(wiring.Component):
                                  poison=wp if self.poison_collisions else None)
             return rp, wp
 
+        K = 0                             # pipeline stages inside the banks
         if self.bank_memory is None:
             # the banks keep synchronous ports: a single-port RAM reads nothing
             # while it writes (see the read enables below)
@@ -273,6 +278,11 @@ class Core(wiring.Component):
                 bank, rp, wp = self.bank_memory(self.mem[f"syn{b}"], None)
                 m.submodules[f"mem_syn{b}"] = bank
                 syn.append((rp, wp))
+            latency = getattr(bank, "read_latency", 1)
+            if latency not in (1, 2):
+                raise ValueError(f"bank memories must read in 1 or 2 clocks, not {latency}")
+            # a bank with registers of its own: one more pipeline stage
+            K = latency - 1
         prm = {name: mem(name) for name in _W16}
         st_v, st_i = mem("v"), mem("i")
         reftr = mem("ref_tref", granularity=8)
@@ -477,7 +487,7 @@ class Core(wiring.Component):
         iss_c = Signal(range(max(C, 2)))
         R = int(self.register_bank_outputs)
         RI = self.register_unit_inputs
-        U = R                                       # stage index of the update
+        U = R + K                                   # stage index of the update
         vs = [Signal(name=f"v{k}") for k in range(U + 2)]
         rots = [Signal(range(B), name=f"rot{k}") for k in range(U + 1)]
         addrs = [Signal.like(iss_addr, name=f"addr{k}") for k in range(U + 2)]
@@ -486,6 +496,7 @@ class Core(wiring.Component):
         changed_w = Signal()
         drained = Signal()
         m.d.comb += drained.eq(~Cat(*vs).any())
+        row_gap = ~Cat(*vs[:U]).any() if C <= U else Const(1)   # (see R_RUN)
 
         m.d.sync += [vs[0].eq(iss)] + [vs[k].eq(vs[k - 1]) for k in range(1, len(vs))]
         with m.If(iss):
@@ -514,17 +525,23 @@ class Core(wiring.Component):
         # that the accumulator loop (RAM -> adder -> RAM) has a register in it
         with m.If(iss):
             m.d.comb += acc_addr.eq(iss_c)
+        # (with banks that register their data, K = 1, the bank words come a
+        # clock later and the amounts and accumulator words wait for them in
+        # a second register)
         if R:
             raw = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
-            amt_u = [Signal(L * TRACE_BITS, name=f"amt1_{b}") for b in range(B)]
-            acc_u = [Signal.like(acc[k][0].data, name=f"acc1_{k}") for k in range(P)]
-            with m.If(vs[0]):
+            with m.If(vs[K]):
                 m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
-                m.d.sync += [amt_u[b].eq(amt_bank[b]) for b in range(B)]
-                m.d.sync += [acc_u[k].eq(acc_rows[k]) for k in range(P)]
         else:
-            raw, amt_u = s_rdata, amt_bank
-            acc_u = acc_rows
+            raw = s_rdata
+        amt_u, acc_u = amt_bank, acc_rows
+        for k in range(U):
+            amt_k = [Signal(L * TRACE_BITS, name=f"amt{k + 1}_{b}") for b in range(B)]
+            acc_k = [Signal.like(acc[e][0].data, name=f"acc{k + 1}_{e}") for e in range(P)]
+            with m.If(vs[k]):
+                m.d.sync += [amt_k[b].eq(amt_u[b]) for b in range(B)]
+                m.d.sync += [acc_k[e].eq(acc_u[e]) for e in range(P)]
+            amt_u, acc_u = amt_k, acc_k
 
         # update stage
         changed = []
@@ -823,8 +840,8 @@ class Core(wiring.Component):
             with m.State("B_READ"):
                 # two clocks: the RAM outputs go to registers (the bank words to
                 # the bank output stage, if any, the others through one multiplexer to rd1), then to rdata
-                m.next = "B_READ2"
-                if R:
+                m.next = "B_READK" if K else "B_READ2"
+                if R and not K:
                     m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
                 with m.Switch(region):
                     with m.Case(Region.PARAM):
@@ -863,6 +880,13 @@ class Core(wiring.Component):
                         m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
                 with m.Else():
                     m.d.sync += rdata.eq(rd1)
+            if K:
+                with m.State("B_READK"):
+                    # banks with registers of their own read in two clocks: their
+                    # words are on the ports now, and go to the bank output stage
+                    if R:
+                        m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+                    m.next = "B_READ2"
             with m.State("B_WRITE"):
                 # bus_wen writes bus_word at addrs[U + 1], which B_DIV set to the bus word
                 m.d.sync += bus_wen.eq(0)
@@ -996,14 +1020,14 @@ class Core(wiring.Component):
                 # d); the next row starts right after this one's last word if
                 # `more`: its word k reads the accumulators C clocks after this
                 # row's word k did, and this row's update of them (written
-                # 1 + R clocks after that read) has landed by then.  The caller
+                # 1 + U clocks after that read) has landed by then.  The caller
                 # goes on with m.Elif(c == C): the row's end.
                 with m.If(can_issue & (c < C)):
                     m.d.comb += [iss.eq(1), iss_c.eq(c)]
                     if d_amounts:
                         m.d.comb += [a[0].addr.eq(geo.row_groups + c) for a in amt]
                     m.d.sync += [c.eq(c + 1), base.eq(base + 1)]
-                    if C >= 2 + R:
+                    if C >= 2 + U:
                         with m.If((c == C - 1) & more):
                             start()
 
@@ -1011,10 +1035,12 @@ class Core(wiring.Component):
                 hold_lists()
                 issue_row_word(more_rows, next_row)
                 with m.Elif(c == C):
-                    # shorter rows start C + 1 clocks apart (C + 2 for one-word
-                    # rows with the bank output stage: the word read two clocks
-                    # ago is written now); the pass waits for the pipeline
-                    with m.If(drained | (more_rows & ~vs[0] if R and C == 1 else more_rows)):
+                    # shorter rows start C + 1 clocks apart, or, when C <= U, once
+                    # the first word has left stages 0 .. U-1 (its accumulator
+                    # words are written the clock after: U + 2 clocks after its
+                    # read, when the next row's first word reads them); the pass
+                    # waits for the pipeline
+                    with m.If(drained | (more_rows & row_gap)):
                         next_row()
 
             with m.State("PASS"):
@@ -1185,7 +1211,7 @@ class Core(wiring.Component):
                 with m.If(ov_run):
                     issue_row_word(ov_avail, ov_start, d_amounts=False)   # (no learning)
                     with m.Elif(c == C):
-                        with m.If(ov_avail & (~vs[0] if R and C == 1 else 1)):
+                        with m.If(ov_avail & row_gap):
                             ov_start()
                         with m.Else():
                             m.d.sync += ov_run.eq(0)

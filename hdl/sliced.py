@@ -10,11 +10,20 @@ each slice behind an 11-way multiplexer.
 :class:`SlicedRAM` has the read and write ports of a plain ``Memory``
 (synchronous, not transparent, one write enable per word) over memories of
 ``slice_bits`` bits (the last one holds what is left of the word).
+
+With ``block_depth`` each slice is also split by address into memories of
+``block_depth`` words (one block RAM each), and every block's read data goes
+into a register of its own before the multiplexer: the block RAM's late
+output (about 6 ns after the clock on ECP5) then drives only a register
+placed next to it, and the multiplexer starts a clock later from registers.
+The read data comes two clocks after the address instead of one: the bank
+output stage of :class:`~neurocorex.hdl.core.Core` (``bank_read_latency=2``).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, unsigned
+from amaranth.back import rtlil
+from amaranth.hdl import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, MemoryData, ReadPort, WritePort
 from amaranth.lib.wiring import Out
@@ -31,18 +40,22 @@ class SlicedRAM(wiring.Component):
         Shape (unsigned), depth and (simulation) contents.
     slice_bits : int
         Width of each slice memory (the last may be narrower).
+    block_depth : int or None
+        Split each slice into memories of this many words (a power of two;
+        the last may be shallower), each with its own output register.
 
     Members
     -------
     read : Out(ReadPort.Signature)
-        ``addr``, ``en`` in; ``data`` out one clock later, held while ``en``
-        is low (a word written in the same clock reads as the old word or
-        anything: block RAMs without collision logic).
+        ``addr``, ``en`` in; ``data`` out one clock later (two with
+        ``block_depth``), held while ``en`` is low (a word written in the same
+        clock reads as the old word or anything: block RAMs without collision
+        logic).
     write : Out(WritePort.Signature)
         ``addr``, ``data``, ``en`` (one bit: whole words).
     """
 
-    def __init__(self, data: MemoryData, slice_bits: int = 4):
+    def __init__(self, data: MemoryData, slice_bits: int = 4, block_depth: int | None = None):
         if not isinstance(data, MemoryData):
             self._MustUse__silence = True
             raise TypeError(f"data must be a MemoryData, not {data!r}")
@@ -50,8 +63,14 @@ class SlicedRAM(wiring.Component):
         if not 1 <= slice_bits <= width:
             self._MustUse__silence = True       # refused: nothing to elaborate
             raise ValueError(f"slice_bits must be in 1..{width} (the word width), not {slice_bits}")
+        if block_depth is not None and (block_depth < 1 or block_depth & (block_depth - 1)):
+            self._MustUse__silence = True
+            raise ValueError(f"block_depth must be a power of two, not {block_depth}")
         self.memory_data = data
         self.slice_bits = slice_bits
+        self.block_depth = block_depth
+        #: clocks from a read's address to its data
+        self.read_latency = 1 if block_depth is None else 2
         aw = max(0, (data.depth - 1).bit_length())
         super().__init__({
             "read": Out(ReadPort.Signature(addr_width=aw, shape=data.shape)),
@@ -68,22 +87,57 @@ class SlicedRAM(wiring.Component):
             bits = min(sb, width - lo)
             part = MemoryData(shape=unsigned(bits), depth=data.depth,
                               init=[(v >> lo) & ((1 << bits) - 1) for v in words])
-            m.submodules[f"slice{k}"] = mem = Memory(part)
-            rp, wp = mem.read_port(), mem.write_port()
-            m.d.comb += [rp.addr.eq(self.read.addr), rp.en.eq(self.read.en),
-                         wp.addr.eq(self.write.addr), wp.en.eq(self.write.en),
-                         wp.data.eq(self.write.data[lo:lo + bits])]
-            outs.append(rp.data)
+            if self.block_depth is None:
+                m.submodules[f"slice{k}"] = mem = Memory(part)
+                rp, wp = mem.read_port(), mem.write_port()
+                m.d.comb += [rp.addr.eq(self.read.addr), rp.en.eq(self.read.en),
+                             wp.addr.eq(self.write.addr), wp.en.eq(self.write.en),
+                             wp.data.eq(self.write.data[lo:lo + bits])]
+                outs.append(rp.data)
+            else:
+                outs.append(self._blocks(m, f"slice{k}", part, lo))
         m.d.comb += self.read.data.eq(Cat(*outs))
         return m
 
+    def _blocks(self, m, name, part, lo):
+        """Memories of ``block_depth`` words for one slice, each read into a
+        register; returns the read data (the selected register)."""
+        bd = self.block_depth
+        bw = bd.bit_length() - 1
+        bits = part.shape.width
+        en1 = Signal(name=f"{name}_en1")             # a read was issued last clock
+        sel = [Signal(range(max(2, -(-part.depth // bd))), name=f"{name}_sel{s}") for s in (1, 2)]
+        m.d.sync += en1.eq(self.read.en)
+        with m.If(self.read.en):
+            m.d.sync += sel[0].eq(self.read.addr[bw:])
+        with m.If(en1):
+            m.d.sync += sel[1].eq(sel[0])
+        regs = []
+        for q, start in enumerate(range(0, part.depth, bd)):
+            depth = min(bd, part.depth - start)
+            block = MemoryData(shape=part.shape, depth=depth, init=list(part.init)[start:start + depth])
+            m.submodules[f"{name}_b{q}"] = mem = Memory(block)
+            rp, wp = mem.read_port(), mem.write_port()
+            m.d.comb += [rp.addr.eq(self.read.addr[:bw]), rp.en.eq(self.read.en),
+                         wp.addr.eq(self.write.addr[:bw]),
+                         wp.en.eq(self.write.en & (self.write.addr[bw:] == q)),
+                         wp.data.eq(self.write.data[lo:lo + bits])]
+            # (no reset, no initial value: Yosys would add logic for them)
+            reg = Signal(bits, name=f"{name}_q{q}", reset_less=True,
+                         attrs={"init": rtlil.Undef(bits)})
+            with m.If(en1):
+                m.d.sync += reg.eq(rp.data)
+            regs.append(reg)
+        return Array(regs)[sel[1]] if len(regs) > 1 else regs[0]
 
-def sliced_banks(slice_bits: int = 4):
+
+def sliced_banks(slice_bits: int = 4, block_depth: int | None = None):
     """A ``bank_memory`` builder for :class:`~neurocorex.hdl.core.Core`:
-    ``Core(config, dual_port=True, bank_memory=sliced_banks())``."""
+    ``Core(config, dual_port=True, bank_memory=sliced_banks())`` (with
+    ``block_depth``, also ``bank_read_latency=2``)."""
     def build(data, granularity):
         if granularity is not None:
             raise ValueError("sliced banks write whole words")
-        bank = SlicedRAM(data, slice_bits)
+        bank = SlicedRAM(data, slice_bits, block_depth)
         return bank, bank.read, bank.write
     return build

@@ -82,6 +82,8 @@ def _board_ram(board):
     """The core_cycles RAM kind of a board's synapse banks."""
     if board.double_pump:
         return "double-pumped"
+    if board.dual_port and board.bank_slice and board.bank_block:
+        return "dual-registered"
     return "dual" if board.dual_port else "single"
 
 

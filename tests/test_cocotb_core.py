@@ -30,6 +30,10 @@ def _design(kind):
     if kind == "regfile":
         from standins import RegfileCore
         return RegfileCore
+    if kind == "board":
+        # the core as a board builds it: board_core(config, **Board.core_flags)
+        from neurocorex.boards.top import board_core
+        return board_core
     from neurocorex.hdl.core import Core
     return Core
 
@@ -84,7 +88,8 @@ def run_cocotb(sim, config, seeds, steps, tmp_path, monkeypatch, kind="core", ex
         prune_cache(build_dir.parent)
     results = tmp_path / "results.xml"
     env = {"NCX_CONFIG": f"{config.neurons},{config.inputs},{config.weight_bits}",
-           "NCX_SEEDS": ",".join(map(str, seeds)), "NCX_STEPS": str(steps), "NCX_DESIGN": kind,
+           "NCX_SEEDS": ",".join(map(str, seeds)), "NCX_STEPS": str(steps),
+           "NCX_DESIGN": "regfile" if kind == "regfile" else "core",
            # only the test's own modules get pytest's assertion rewriting (by
            # default cocotb rewrites every module imported, numba included, which
            # costs seconds); the small networks run fastest on the numpy model
@@ -134,6 +139,18 @@ def test_overlap_rows_core_matches_golden_model(sim, tmp_path, monkeypatch):
     run_cocotb(sim, CoreConfig(20, 5, 7), [21, 22], 30, tmp_path, monkeypatch,
                core_options={"overlap_rows": True},
                case_options={"learning": False, "rewrites": 0.3})
+
+
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_ulx3s_core_matches_golden_model(sim, tmp_path, monkeypatch):
+    """The core as the ULX3S builds it (eight dual-port banks of 8-bit slices
+    split into registered block memories, early rows, LUT-RAM accumulators),
+    with 16-word blocks so that this small network's banks span several."""
+    pytest.importorskip("neurocorex.hdl.core")
+    from neurocorex.boards.targets import get_board
+    flags = {**get_board("ulx3s").core_flags, "bank_block": 16}
+    run_cocotb(sim, CoreConfig(20, 5, 7), [23, 24], 30, tmp_path, monkeypatch, kind="board",
+               core_options=flags, case_options={"learning": None, "rewrites": 0.3})
 
 
 SLOW_CASES = [

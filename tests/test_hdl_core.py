@@ -4,6 +4,7 @@ import random
 
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from neurocorex.formats import CoreConfig
@@ -58,26 +59,51 @@ def test_no_read_depends_on_a_write_collision(seed, dual_port):
 
 
 @pytest.mark.parametrize("neurons", [8, 16])
-@pytest.mark.parametrize("options", [{}, DOUBLE_PUMPED_CORE], ids=["default", "no-bank-stage"])
+@pytest.mark.parametrize("options", [{}, DOUBLE_PUMPED_CORE,
+                                     {"dual_port": True, "bank_memory": sliced_banks(8, 4)}],
+                         ids=["default", "no-bank-stage", "registered-blocks"])
 def test_short_rows_bit_exact(neurons, options):
     """One and two words per row and bank: rows start one clock apart or back to
     back, with every colliding read poisoned, with and without the bank output
-    stage (``register_bank_outputs``, off for the double-pumped banks)."""
+    stage (``register_bank_outputs``, off for the double-pumped banks), and
+    with banks that register their read data (two stages before the update:
+    one- and two-word rows wait for the first word's accumulator write)."""
     _check(random_case(310 + neurons, neurons=neurons, inputs=5, steps=10),
            poison_collisions=True, **options)
 
 
-def test_sliced_banks_bit_exact():
-    """The ULX3S's banks: dual-port, each built from four 4-bit memories."""
-    _check(random_case(11), poison_collisions=True, dual_port=True, bank_memory=sliced_banks(4))
+@pytest.mark.parametrize("block_depth,stage", [(None, True), (2, True), (2, False)],
+                         ids=["slices", "registered-blocks", "registered-blocks-no-stage"])
+def test_sliced_banks_bit_exact(block_depth, stage):
+    """Dual-port banks each built from 4-bit memories; with ``block_depth``
+    each slice also split into registered 2-word memories (this case's banks
+    hold 8 words: 4 blocks) that read in two clocks, with the core's bank
+    output stage after them (three clocks to the update) or without it."""
+    _check(random_case(11), poison_collisions=True, dual_port=True,
+           bank_memory=sliced_banks(4, block_depth), register_bank_outputs=stage)
+
+
+def test_banks_reading_in_three_clocks_are_refused():
+    """The core takes bank memories that read in one or two clocks."""
+    build = sliced_banks(8, 16)
+
+    def slow_banks(data, granularity):
+        bank, rp, wp = build(data, granularity)
+        bank.read_latency = 3
+        return bank, rp, wp
+
+    core = Core(CoreConfig(neurons=8, inputs=4), dual_port=True, bank_memory=slow_banks)
+    with pytest.raises(ValueError, match="bank memories must read in 1 or 2 clocks, not 3"):
+        Fragment.get(core, None)
 
 
 @pytest.mark.parametrize("options", [pytest.param({}, marks=pytest.mark.slow),
-                                     {"dual_port": True, "bank_memory": sliced_banks(8),
+                                     {"dual_port": True, "bank_memory": sliced_banks(8, 64),
                                       "overlap_rows": True}], ids=["single", "ulx3s"])
 def test_eight_banks_bit_exact(options):
     """Eight synapse banks (16 posts per row word), also as the ULX3S builds
-    them: dual-port, two 8-bit slices each, with the early rows."""
+    them: dual-port, two 8-bit slices each split into registered blocks
+    (64 words here: N=33, M=6 gives 144 words per bank, 3 blocks), with the early rows."""
     _check(random_case(5, neurons=33, steps=12, learning=None if not options else False,
                        rewrites=0.3 if options else 0.0),
            banks=8, poison_collisions=True, **options)

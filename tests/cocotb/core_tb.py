@@ -45,7 +45,10 @@ def _settings():
     n, m, wb = (int(x) for x in os.environ.get("NCX_CONFIG", "8,4,7").split(","))
     seeds = [int(s) for s in os.environ.get("NCX_SEEDS", "1").split(",") if s]
     steps = int(os.environ.get("NCX_STEPS", "30"))
-    return CoreConfig(n, m, wb), seeds, steps, os.environ.get("NCX_DESIGN", "core")
+    design = os.environ.get("NCX_DESIGN", "core")
+    if design not in ("core", "regfile"):
+        raise ValueError(f"NCX_DESIGN must be core or regfile, not {design!r}")
+    return CoreConfig(n, m, wb), seeds, steps, design
 
 
 async def _start(dut, config, seed):
