@@ -75,6 +75,20 @@ class _RegisteredRead:
                 m.d.sync += self.data.eq(Mux(hit, ~port.data, port.data))
 
 
+class _RegisteredWrite:
+    """``addr``, ``data`` and ``en`` of a write port, written a clock later
+    from registers (which the placer can put beside the block RAM)."""
+
+    def __init__(self, m, port, name):
+        self.addr = Signal.like(port.addr, name=f"{name}_waddr")
+        self.data = Signal.like(port.data, name=f"{name}_wdata")
+        self.en = Signal.like(port.en, name=f"{name}_wen")
+        regs = [Signal.like(x, name=f"{x.name}_r", reset_less=x is not self.en)
+                for x in (self.addr, self.data, self.en)]
+        m.d.sync += [r.eq(x) for r, x in zip(regs, (self.addr, self.data, self.en))]
+        m.d.comb += [port.addr.eq(regs[0]), port.data.eq(regs[1]), port.en.eq(regs[2])]
+
+
 def _or_lanes(values):
     out = values[0].as_unsigned()
     for v in values[1:]:
@@ -327,6 +341,12 @@ class Core(wiring.Component):
             acc_rows = [rp.data for rp, wp in acc]
             acc_pass = _or_lanes(acc_rows)
         amt = [mem(f"amt{e}", granularity=TRACE_BITS) for e in range(B)]
+        if self.register_unit_inputs:
+            # (ECP5) the amounts are written a clock late: their write data and
+            # enables come through the state and a multiplexer per memory, and the
+            # block RAMs are far away; every reader comes two clocks or more
+            # after the last write (rows after D_DRAIN, columns after DRAIN)
+            amt = [(rp, _RegisteredWrite(m, wp, f"amt{e}")) for e, (rp, wp) in enumerate(amt)]
         slist = mem("slist")
         if M:
             itrace = mem("itrace", granularity=8)
@@ -496,7 +516,10 @@ class Core(wiring.Component):
         changed_w = Signal()
         drained = Signal()
         m.d.comb += drained.eq(~Cat(*vs).any())
-        row_gap = ~Cat(*vs[:U]).any() if C <= U else Const(1)   # (see R_RUN)
+        # (see R_RUN; None: rows need no gap.  Kept out of the netlist then: a
+        # netlist that differs only in its order places and routes differently,
+        # and the iCE40 build has no margin for that)
+        row_gap = ~Cat(*vs[:U]).any() if C <= U else None
 
         m.d.sync += [vs[0].eq(iss)] + [vs[k].eq(vs[k - 1]) for k in range(1, len(vs))]
         with m.If(iss):
@@ -511,15 +534,24 @@ class Core(wiring.Component):
         # (position e: posts P*c+L*e ... for a row, source row B*kk+e for a
         # column; position e is in bank (rot + e) mod B): rows take d of post
         # L*e + l, columns q of row e; they are rotated into bank order.
+        amt_words = [amt[e][0].data for e in range(B)]
+        amt_regs = 0                      # registers the amounts have passed
+        if U >= 2:
+            # (two stages before the update) the amount memories' words go
+            # straight into a register, and are placed and rotated after it
+            amt_words = [Signal.like(w, name=f"amt_raw1_{e}") for e, w in enumerate(amt_words)]
+            with m.If(vs[0]):
+                m.d.sync += [w.eq(amt[e][0].data) for e, w in enumerate(amt_words)]
+            amt_regs = 1
         amt_pos = []
         for e in range(B):
             lanes = []
             for l in range(L):
                 d_mem, d_byte = _amt_d_place(e * L + l, B)
-                d_val = amt[d_mem][0].data.word_select(d_byte, TRACE_BITS)
-                lanes.append(Mux(col_mode, amt[e][0].data[:TRACE_BITS], d_val))
+                d_val = amt_words[d_mem].word_select(d_byte, TRACE_BITS)
+                lanes.append(Mux(col_mode, amt_words[e][:TRACE_BITS], d_val))
             amt_pos.append(Cat(*lanes))
-        amt_bank = _rotate(m, amt_pos, rots[0], -1, "amt_bank")
+        amt_bank = _rotate(m, amt_pos, rots[amt_regs], -1, "amt_bank")
         # the accumulators are read with the banks (cycle x); with the bank
         # output stage their words are registered with the banks' (acc_u), so
         # that the accumulator loop (RAM -> adder -> RAM) has a register in it
@@ -536,12 +568,15 @@ class Core(wiring.Component):
             raw = s_rdata
         amt_u, acc_u = amt_bank, acc_rows
         for k in range(U):
-            amt_k = [Signal(L * TRACE_BITS, name=f"amt{k + 1}_{b}") for b in range(B)]
             acc_k = [Signal.like(acc[e][0].data, name=f"acc{k + 1}_{e}") for e in range(P)]
             with m.If(vs[k]):
-                m.d.sync += [amt_k[b].eq(amt_u[b]) for b in range(B)]
+                if k >= amt_regs:
+                    amt_k = [Signal(L * TRACE_BITS, name=f"amt{k + 1}_{b}") for b in range(B)]
+                    m.d.sync += [amt_k[b].eq(amt_u[b]) for b in range(B)]
                 m.d.sync += [acc_k[e].eq(acc_u[e]) for e in range(P)]
-            amt_u, acc_u = amt_k, acc_k
+            if k >= amt_regs:
+                amt_u = amt_k
+            acc_u = acc_k
 
         # update stage
         changed = []
@@ -1040,7 +1075,7 @@ class Core(wiring.Component):
                     # words are written the clock after: U + 2 clocks after its
                     # read, when the next row's first word reads them); the pass
                     # waits for the pipeline
-                    with m.If(drained | (more_rows & row_gap)):
+                    with m.If(drained | (more_rows if row_gap is None else more_rows & row_gap)):
                         next_row()
 
             with m.State("PASS"):
@@ -1211,7 +1246,7 @@ class Core(wiring.Component):
                 with m.If(ov_run):
                     issue_row_word(ov_avail, ov_start, d_amounts=False)   # (no learning)
                     with m.Elif(c == C):
-                        with m.If(ov_avail & row_gap):
+                        with m.If(ov_avail & (1 if row_gap is None else row_gap)):
                             ov_start()
                         with m.Else():
                             m.d.sync += ov_run.eq(0)
