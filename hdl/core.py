@@ -872,35 +872,55 @@ class Core(wiring.Component):
                             with m.If(b_write):
                                 m.d.sync += t.eq(0)
                                 m.next = "CLEAR"
-            with m.State("B_READ"):
-                # two clocks: the RAM outputs go to registers (the bank words to
-                # the bank output stage, if any, the others through one multiplexer to rd1), then to rdata
-                m.next = "B_READK" if K else "B_READ2"
-                if R and not K:
-                    m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+            # the words the bus reads from the neuron and axon memories; with the
+            # units' input registers (ECP5) each goes into a register of its own
+            # first and is picked a clock later (B_READK), so that the
+            # multiplexer does not follow a block RAM's late output
+            bus_src = {"v": st_v[0].data, "i": st_i[0].data, "ref_tref": reftr[0].data,
+                       "traces": traces[0].data, **{n: prm[n][0].data for n in _W16}}
+            if M:
+                bus_src["itrace"] = itrace[0].data
+            if RI:
+                copies = {}
+                for name, data in bus_src.items():
+                    copies[name] = Signal.like(data, name=f"bus_{name}")
+                    m.d.sync += copies[name].eq(data)
+                bus_src = copies
+
+            def load_rd1():
                 with m.Switch(region):
                     with m.Case(Region.PARAM):
                         with m.Switch(b_q):
                             for name in _W16:
                                 with m.Case(_PARAM[name]):
-                                    m.d.sync += rd1.eq(prm[name][0].data)
+                                    m.d.sync += rd1.eq(bus_src[name])
                             with m.Case(_PARAM["t_ref"]):
-                                m.d.sync += rd1.eq(reftr[0].data[8:])
+                                m.d.sync += rd1.eq(bus_src["ref_tref"][8:])
                     with m.Case(Region.STATE):
                         with m.Switch(b_q):
                             with m.Case(_STATE["v"]):
-                                m.d.sync += rd1.eq(st_v[0].data)
+                                m.d.sync += rd1.eq(bus_src["v"])
                             with m.Case(_STATE["i"]):
-                                m.d.sync += rd1.eq(st_i[0].data)
+                                m.d.sync += rd1.eq(bus_src["i"])
                             with m.Case(_STATE["ref"]):
-                                m.d.sync += rd1.eq(reftr[0].data[:8])
+                                m.d.sync += rd1.eq(bus_src["ref_tref"][:8])
                             with m.Case(_STATE["pre_trace"]):
-                                m.d.sync += rd1.eq(traces[0].data[:8])
+                                m.d.sync += rd1.eq(bus_src["traces"][:8])
                             with m.Case(_STATE["post_trace"]):
-                                m.d.sync += rd1.eq(traces[0].data[8:])
+                                m.d.sync += rd1.eq(bus_src["traces"][8:])
                     if M:
                         with m.Case(Region.INPUT_TRACE):
-                            m.d.sync += rd1.eq(itrace[0].data[:8])
+                            m.d.sync += rd1.eq(bus_src["itrace"][:8])
+
+            with m.State("B_READ"):
+                # two clocks: the RAM outputs go to registers (the bank words to
+                # the bank output stage, if any, the others through one multiplexer to rd1), then to rdata
+                # (three with banks or memories whose words are registered first)
+                m.next = "B_READK" if K or RI else "B_READ2"
+                if R and not K:
+                    m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+                if not RI:
+                    load_rd1()
             with m.State("B_READ2"):
                 m.next = "B_ACK"
                 with m.If((region == Region.W_REC) | (region == Region.W_IN)):
@@ -915,12 +935,15 @@ class Core(wiring.Component):
                         m.d.sync += rdata.eq(word.word_select(b_lane, SB) if L > 1 else word)
                 with m.Else():
                     m.d.sync += rdata.eq(rd1)
-            if K:
+            if K or RI:
                 with m.State("B_READK"):
                     # banks with registers of their own read in two clocks: their
-                    # words are on the ports now, and go to the bank output stage
-                    if R:
+                    # words are on the ports now, and go to the bank output stage;
+                    # the other memories' words are in their registers
+                    if R and K:
                         m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+                    if RI:
+                        load_rd1()
                     m.next = "B_READ2"
             with m.State("B_WRITE"):
                 # bus_wen writes bus_word at addrs[U + 1], which B_DIV set to the bus word

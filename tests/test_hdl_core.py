@@ -207,8 +207,12 @@ def test_spike_backpressure_loses_nothing():
     _check(case)
 
 
-def test_bus_decode_matches_busmodel():
-    """Random reads and writes over every region, unmapped addresses included."""
+@pytest.mark.parametrize("options", [{}, {"dual_port": True, "bank_memory": sliced_banks(4, 2)}],
+                         ids=["default", "ecp5"])
+def test_bus_decode_matches_busmodel(options):
+    """Random reads and writes over every region, unmapped addresses included;
+    also with the ECP5 options (registered memory words and two-clock banks:
+    bus reads take a clock more)."""
     cfg = CoreConfig(5, 3, 6)
     ib = index_bits(cfg)
     rng = random.Random(7)
@@ -233,7 +237,7 @@ def test_bus_decode_matches_busmodel():
             want.append(0)
         else:
             want.append(ref.read(addr))
-    core = Core(cfg)
+    core = Core(cfg, **options)
     drv = CoreDriver(core)
     got = []
 
