@@ -294,6 +294,8 @@ class Core(wiring.Component):
                 syn.append((rp, wp))
             latency = getattr(bank, "read_latency", 1)
             if latency not in (1, 2):
+                for refused in [m] + [m.submodules[f"mem_syn{b}"] for b in range(B)]:
+                    refused._MustUse__silence = True     # (refused: nothing to elaborate)
                 raise ValueError(f"bank memories must read in 1 or 2 clocks, not {latency}")
             # a bank with registers of its own: one more pipeline stage
             K = latency - 1
