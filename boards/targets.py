@@ -217,8 +217,8 @@ _add(Board(
 _add(Board(
     name="ulx3s", title="ULX3S 85F (ECP5 LFE5U-85F)", family="ecp5",
     platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-    # 25 MHz * 16 / 7 = 57.14 MHz, about 11 % below the full design's Fmax (64.34 MHz;
-    # 59.64 when built for 60 MHz; the 80 MHz goal is not reached: docs/boards.md)
+    # 25 MHz * 16 / 7 = 57.14 MHz, about 10 % below the full design's Fmax (63.75 MHz;
+    # 65.32 when built for 60 MHz; the 80 MHz goal is not reached: docs/boards.md)
     clk_in="clk25", clk_in_hz=25e6, clk_hz=400e6 / 7,
     # FT231X tops out at 3 Mbaud: 57.14 MHz / 19 is 0.25 % fast
     baud=3_000_000, max_baud=3_000_000, bridge="FT231X",
