@@ -145,9 +145,9 @@ class Core(wiring.Component):
         the core passes ``granularity=None``: it writes whole words).  Used by
         board tops, e.g. for a RAM clocked twice as fast.  An elaboratable
         with ``read_latency = 2`` returns its read data two clocks after the
-        address, from registers of its own: that is the bank output stage
-        (``register_bank_outputs`` must be on), e.g. a
-        :class:`~neurocorex.hdl.sliced.SlicedRAM` with ``block_depth``.
+        address, from registers of its own (e.g. a
+        :class:`~neurocorex.hdl.sliced.SlicedRAM` with ``block_depth``): the
+        core gives it one more pipeline stage; other latencies are refused.
     poison_collisions : bool
         Simulation check: a block RAM read of the address written in the same
         clock returns the inverted word instead of the old one.  The core
@@ -536,15 +536,22 @@ class Core(wiring.Component):
         # (position e: posts P*c+L*e ... for a row, source row B*kk+e for a
         # column; position e is in bank (rot + e) mod B): rows take d of post
         # L*e + l, columns q of row e; they are rotated into bank order.
-        amt_words = [amt[e][0].data for e in range(B)]
-        amt_regs = 0                      # registers the amounts have passed
-        if U >= 2:
-            # (two stages before the update) the amount memories' words go
-            # straight into a register, and are placed and rotated after it
-            amt_words = [Signal.like(w, name=f"amt_raw1_{e}") for e, w in enumerate(amt_words)]
-            with m.If(vs[0]):
-                m.d.sync += [w.eq(amt[e][0].data) for e, w in enumerate(amt_words)]
-            amt_regs = 1
+        def stage_regs(values, stages, name, like=None):
+            # values through a register at each of the pipeline stages (loaded
+            # while the stage is valid): register k + 1 is `{name}{k + 1}_{e}`,
+            # made like `like[e]` (default: the values, which are signals)
+            like = values if like is None else like
+            for k in stages:
+                regs = [Signal.like(t, name=f"{name}{k + 1}_{e}") for e, t in enumerate(like)]
+                with m.If(vs[k]):
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+                values = regs
+            return values
+
+        # (two stages before the update) the amount memories' words go straight
+        # into a register, and are placed and rotated after it
+        amt_regs = int(U >= 2)            # registers the amounts pass before the rotation
+        amt_words = stage_regs([amt[e][0].data for e in range(B)], range(amt_regs), "amt_raw")
         amt_pos = []
         for e in range(B):
             lanes = []
@@ -564,21 +571,19 @@ class Core(wiring.Component):
         # a second register)
         if R:
             raw = [Signal(geo.width, name=f"raw1_{b}") for b in range(B)]
-            with m.If(vs[K]):
-                m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
         else:
             raw = s_rdata
-        amt_u, acc_u = amt_bank, acc_rows
-        for k in range(U):
-            acc_k = [Signal.like(acc[e][0].data, name=f"acc{k + 1}_{e}") for e in range(P)]
-            with m.If(vs[k]):
-                if k >= amt_regs:
-                    amt_k = [Signal(L * TRACE_BITS, name=f"amt{k + 1}_{b}") for b in range(B)]
-                    m.d.sync += [amt_k[b].eq(amt_u[b]) for b in range(B)]
-                m.d.sync += [acc_k[e].eq(acc_u[e]) for e in range(P)]
-            if k >= amt_regs:
-                amt_u = amt_k
-            acc_u = acc_k
+
+        def load_raw():
+            # the banks' read data into the bank output stage
+            if R:
+                m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+
+        with m.If(vs[K]):
+            load_raw()
+        amt_u = stage_regs(amt_bank, range(amt_regs, U), "amt")
+        # (like the accumulators' read data: no reset, no initial value)
+        acc_u = stage_regs(acc_rows, range(U), "acc", like=[rp.data for rp, wp in acc[:P]])
 
         # update stage
         changed = []
@@ -919,8 +924,8 @@ class Core(wiring.Component):
                 # the bank output stage, if any, the others through one multiplexer to rd1), then to rdata
                 # (three with banks or memories whose words are registered first)
                 m.next = "B_READK" if K or RI else "B_READ2"
-                if R and not K:
-                    m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+                if not K:
+                    load_raw()
                 if not RI:
                     load_rd1()
             with m.State("B_READ2"):
@@ -942,8 +947,8 @@ class Core(wiring.Component):
                     # banks with registers of their own read in two clocks: their
                     # words are on the ports now, and go to the bank output stage;
                     # the other memories' words are in their registers
-                    if R and K:
-                        m.d.sync += [raw[b].eq(s_rdata[b]) for b in range(B)]
+                    if K:
+                        load_raw()
                     if RI:
                         load_rd1()
                     m.next = "B_READ2"

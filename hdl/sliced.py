@@ -16,8 +16,9 @@ With ``block_depth`` each slice is also split by address into memories of
 into a register of its own before the multiplexer: the block RAM's late
 output (about 6 ns after the clock on ECP5) then drives only a register
 placed next to it, and the multiplexer starts a clock later from registers.
-The read data comes two clocks after the address instead of one: the bank
-output stage of :class:`~neurocorex.hdl.core.Core` (``bank_read_latency=2``).
+The read data comes two clocks after the address instead of one
+(``read_latency = 2``), which :class:`~neurocorex.hdl.core.Core` takes as one
+more pipeline stage.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ class SlicedRAM(wiring.Component):
 
 def sliced_banks(slice_bits: int = 4, block_depth: int | None = None):
     """A ``bank_memory`` builder for :class:`~neurocorex.hdl.core.Core`:
-    ``Core(config, dual_port=True, bank_memory=sliced_banks())`` (with
-    ``block_depth``, also ``bank_read_latency=2``)."""
+    ``Core(config, dual_port=True, bank_memory=sliced_banks())`` (the core
+    reads the banks' ``read_latency``: 2 with ``block_depth``)."""
     def build(data, granularity):
         if granularity is not None:
             raise ValueError("sliced banks write whole words")
