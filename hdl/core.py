@@ -75,6 +75,33 @@ class _RegisteredRead:
                 m.d.sync += self.data.eq(Mux(hit, ~port.data, port.data))
 
 
+class _AddressRegisteredRead:
+    """The ports of :class:`_RegisteredRead` for a memory that reads
+    asynchronously (LUT RAM): the address goes into a register and the
+    memory is read from it, so that the register sits before the memory, not
+    after it.  The data differs only when a write meets the registered
+    address in the clock it is registered or held, which the core never
+    does (see ``mem`` in :meth:`Core.elaborate`); ``poison`` (a write port)
+    makes such a read return garbage in simulation."""
+
+    def __init__(self, m, port, name, poison=None):
+        self.addr = Signal.like(port.addr, name=f"{name}_raddr")
+        self.en = Signal(init=1, name=f"{name}_ren")
+        addr_r = Signal.like(port.addr, name=f"{name}_raddr_r", reset_less=True)
+        with m.If(self.en):
+            m.d.sync += addr_r.eq(self.addr)
+        m.d.comb += port.addr.eq(addr_r)
+        # (made like _RegisteredRead's: the pipeline registers are made like it)
+        self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True,
+                                attrs={"init": rtlil.Undef(len(port.data))})
+        if poison is None:
+            m.d.comb += self.data.eq(port.data)
+        else:
+            hit = Signal(name=f"{name}_hit")
+            m.d.sync += hit.eq(poison.en.any() & (poison.addr == Mux(self.en, self.addr, addr_r)))
+            m.d.comb += self.data.eq(Mux(hit, ~port.data, port.data))
+
+
 class _RegisteredWrite:
     """``addr``, ``data`` and ``en`` of a write port, written a clock later
     from registers (which the placer can put beside the block RAM)."""
@@ -262,7 +289,7 @@ class Core(wiring.Component):
         IB = index_bits(cfg)
 
         # ---- memories and ports ----------------------------------------------------------
-        def mem(name, *, granularity=None, attrs=None):
+        def mem(name, *, granularity=None, attrs=None, address_register=False):
             # An asynchronous read port and a register behave like a synchronous
             # port (old data when the address is written in the same clock);
             # Yosys merges the register into the block RAM and, told by
@@ -272,8 +299,9 @@ class Core(wiring.Component):
             mm = Memory(self.mem[name], attrs={"no_rw_check": 1, **(attrs or {})})
             m.submodules[f"mem_{name}"] = mm
             wp = mm.write_port(granularity=granularity)
-            rp = _RegisteredRead(m, mm.read_port(domain="comb"), name,
-                                 poison=wp if self.poison_collisions else None)
+            read = _AddressRegisteredRead if address_register else _RegisteredRead
+            rp = read(m, mm.read_port(domain="comb"), name,
+                      poison=wp if self.poison_collisions else None)
             return rp, wp
 
         K = 0                             # pipeline stages inside the banks
@@ -304,7 +332,12 @@ class Core(wiring.Component):
         reftr = mem("ref_tref", granularity=8)
         traces = mem("traces", granularity=8)
         OV = self.overlap_rows
-        acc_sets = [[mem(f"acc{k}{suffix}", attrs=self.accumulator_attrs) for k in range(P)]
+        # accumulators in LUT RAM (which reads asynchronously) register their
+        # read address: their address logic is deep, and a data register would
+        # leave the RAM and its output multiplexers in the same path
+        lut_acc = self.accumulator_attrs.get("ram_style") == "distributed"
+        acc_sets = [[mem(f"acc{k}{suffix}", attrs=self.accumulator_attrs,
+                         address_register=lut_acc) for k in range(P)]
                     for suffix in (("", "_1") if OV else ("",))]
         acc = [port for ports in acc_sets for port in ports]
         cb = _bits(C)
@@ -752,7 +785,7 @@ class Core(wiring.Component):
         step_states = ("START", "DPASS", "D_DRAIN", "R_NEXT", "R_SETUP", "R_RUN", "PASS", "DRAIN",
                        "C_NEXT", "C_MERGE", "C_SETUP", "C_RUN", "O_FETCH", "O_SEND", "O_END")
         if RI:
-            step_states += ("C_LOAD",)
+            step_states += ("C_LOAD", "R_LOAD")
         with m.FSM(name=CONTROLLER_STATE.removesuffix("_state")) as fsm:
             # -- idle: events and bus requests --------------------------------------------------
             with m.State("IDLE"):
@@ -1047,6 +1080,17 @@ class Core(wiring.Component):
             def list_read(u):
                 m.d.comb += [slist[0].addr.eq(u), slist[0].en.eq(1)]
 
+            # The rows take their list entry from list_q.  (ECP5) that is a
+            # register after the block RAM's output, which is slow: the entry is
+            # used two clocks after its read (a row's next entry is read as it
+            # starts, C >= 3 clocks before it is used; R_LOAD waits for the
+            # first; the early rows wait a clock more, see ov_start)
+            if RI:
+                list_q = Signal.like(slist[0].data, name="list_q")
+                m.d.sync += list_q.eq(slist[0].data)
+            else:
+                list_q = slist[0].data
+
             def hold_lists():
                 m.d.comb += slist[0].en.eq(0)
 
@@ -1055,9 +1099,9 @@ class Core(wiring.Component):
                 with m.If(more_rows):
                     row = Signal(range(geo.rows))
                     if M:
-                        m.d.comb += row.eq(Mux(li >= N, geo.n_pad + slist[0].data, slist[0].data))
+                        m.d.comb += row.eq(Mux(li >= N, geo.n_pad + list_q, list_q))
                     else:
-                        m.d.comb += row.eq(slist[0].data)
+                        m.d.comb += row.eq(list_q)
                     m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
                                  li.eq(li_next), more_rows.eq(li_next != rows_end)]
                     list_read(li_next)
@@ -1071,7 +1115,12 @@ class Core(wiring.Component):
             with m.State("R_NEXT"):
                 hold_lists()
                 list_read(li)
-                m.next = "R_SETUP"
+                m.next = "R_LOAD" if RI else "R_SETUP"
+
+            if RI:
+                with m.State("R_LOAD"):
+                    hold_lists()
+                    m.next = "R_SETUP"
 
             with m.State("R_SETUP"):
                 hold_lists()
@@ -1263,27 +1312,39 @@ class Core(wiring.Component):
         if OV:
             # the early rows: as the row phase, with the spike list growing
             # under them (an entry is used once ov_avail says it was written)
+            # (with list_q a register: ov_ready is ov_avail a clock later, with
+            # list_q, and both are cleared by a start, as they would be stale)
+            if RI:
+                ov_ready = Signal()
+                m.d.sync += ov_ready.eq(ov_avail)
+            else:
+                ov_ready = ov_avail
+
             def ov_start():
-                j = slist[0].data
+                j = list_q
                 m.d.sync += [base.eq(j * C), rot.eq(j[:bb] if bb else 0), c.eq(0),
                              ov_li.eq(ov_li + 1), ov_run.eq(1), ov_touched.eq(1),
                              row_set.eq(~cur)]
+                if RI:
+                    m.d.sync += [ov_avail.eq(0), ov_ready.eq(0)]
 
             with m.If(ov_on):
                 m.d.comb += slist[0].addr.eq(ov_li)
                 # (stale the clock after a start: it is next used two clocks after)
                 m.d.sync += ov_avail.eq(ov_li < n_s)
                 with m.If(ov_run):
-                    issue_row_word(ov_avail, ov_start, d_amounts=False)   # (no learning)
+                    issue_row_word(ov_ready, ov_start, d_amounts=False)   # (no learning)
                     with m.Elif(c == C):
-                        with m.If(ov_avail & (1 if row_gap is None else row_gap)):
+                        with m.If(ov_ready & (1 if row_gap is None else row_gap)):
                             ov_start()
                         with m.Else():
                             m.d.sync += ov_run.eq(0)
-                with m.Elif(ov_avail):
+                with m.Elif(ov_ready):
                     ov_start()
             with m.Else():
                 m.d.sync += ov_avail.eq(0)
+                if RI:
+                    m.d.sync += ov_ready.eq(0)
             step_states += ("OV_WAIT", "R_CLEAR")
 
         m.d.comb += b_wdata.eq(Mux(fsm.ongoing("CLEAR"), 0, self.bus.payload.wdata))

@@ -17,6 +17,10 @@ from neurocorex.hdl.sliced import sliced_banks
 from neurocorex.hdl.spram import DOUBLE_PUMPED_CORE
 
 
+#: accumulator memories as the ULX3S builds them
+_LUT_RAM = {"ram_style": "distributed"}
+
+
 def _check(case, **core_options):
     want = reference(case)
     got = run_case(case, core=Core(case.config, **core_options) if core_options else None)
@@ -99,11 +103,13 @@ def test_banks_reading_in_three_clocks_are_refused():
 
 @pytest.mark.parametrize("options", [pytest.param({}, marks=pytest.mark.slow),
                                      {"dual_port": True, "bank_memory": sliced_banks(8, 64),
-                                      "overlap_rows": True}], ids=["single", "ulx3s"])
+                                      "overlap_rows": True, "accumulator_attrs": _LUT_RAM}],
+                         ids=["single", "ulx3s"])
 def test_eight_banks_bit_exact(options):
     """Eight synapse banks (16 posts per row word), also as the ULX3S builds
     them: dual-port, two 8-bit slices each split into registered blocks
-    (64 words here: N=33, M=6 gives 144 words per bank, 3 blocks), with the early rows."""
+    (64 words here: N=33, M=6 gives 144 words per bank, 3 blocks), with the
+    early rows and the accumulators in LUT RAM (read from an address register)."""
     _check(random_case(5, neurons=33, steps=12, learning=None if not options else False,
                        rewrites=0.3 if options else 0.0),
            banks=8, poison_collisions=True, **options)
@@ -132,10 +138,14 @@ def test_overlap_rows_bit_exact(seed, neurons, ports):
 
 
 @pytest.mark.parametrize("neurons", [8, 16])
-def test_overlap_rows_short_rows_bit_exact(neurons):
-    """Early rows of one and two words, and a synapse write after every step."""
+@pytest.mark.parametrize("options", [{}, {"dual_port": True, "accumulator_attrs": _LUT_RAM}],
+                         ids=["single", "lut-accumulators"])
+def test_overlap_rows_short_rows_bit_exact(neurons, options):
+    """Early rows of one and two words, and a synapse write after every step;
+    also with the accumulators in LUT RAM, whose read address is registered
+    instead of their data (a write meeting that address is poisoned too)."""
     _check(random_case(330 + neurons, neurons=neurons, inputs=5, steps=10, learning=False,
-                       rewrites=1.0), overlap_rows=True, poison_collisions=True)
+                       rewrites=1.0), overlap_rows=True, poison_collisions=True, **options)
 
 
 def test_overlap_rows_save_clocks():
