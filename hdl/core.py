@@ -548,7 +548,6 @@ class Core(wiring.Component):
         addrs = [Signal.like(iss_addr, name=f"addr{k}") for k in range(U + 2)]
         cs = [Signal.like(iss_c, name=f"c{k}") for k in range(U + 1)]
         words_w = [Signal(geo.width, name=f"words_w{b}") for b in range(B)]   # write stage
-        changed_w = Signal()
         drained = Signal()
         m.d.comb += drained.eq(~Cat(*vs).any())
         # (see R_RUN; None: rows need no gap.  Kept out of the netlist then: a
@@ -619,6 +618,14 @@ class Core(wiring.Component):
         acc_u = stage_regs(acc_rows, range(U), "acc", like=[rp.data for rp, wp in acc[:P]])
 
         # update stage
+        if RI:
+            # (ECP5) the saturation bound from a register: it follows col_mode a
+            # clock late, and a word reaches the update a clock or more after
+            # the phase that set col_mode issued it
+            bound = Signal(signed(WB), name="su_bound")
+            m.d.sync += bound.eq(Mux(col_mode, regs["w_max"], ~regs["w_min"]))
+        else:
+            bound = None
         changed = []
         new_words = []
         for b in range(B):
@@ -627,13 +634,24 @@ class Core(wiring.Component):
                 enable = Mux(col_mode, col_mask[l], learn)
                 nw, ch = synapse_update(m, cfg, raw[b][l * SB:(l + 1) * SB],
                                         amt_u[b].word_select(l, TRACE_BITS), enable,
-                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{b}_{l}")
+                                        col_mode, regs["w_min"], regs["w_max"], name=f"su{b}_{l}",
+                                        bound=bound)
                 lanes_new.append(nw)
                 changed.append(ch)
             new_words.append(Cat(*lanes_new))
+        # (ECP5, dual-port) each bank writes its word back if the word changed:
+        # no 16-lane OR across the die; the single-port banks share one
+        # schedule (a clock writes all banks or reads them)
+        per_bank = RI and self.dual_port
+        changed_b = [Signal(name=f"changed_w{b}") for b in range(B)] if per_bank else None
         with m.If(vs[U]):
             m.d.sync += [words_w[b].eq(new_words[b]) for b in range(B)]
-            m.d.sync += changed_w.eq(Cat(*changed).any())
+            if per_bank:
+                m.d.sync += [changed_b[b].eq(Cat(*changed[b * L:(b + 1) * L]).any())
+                             for b in range(B)]
+            else:
+                changed_w = Signal()
+                m.d.sync += changed_w.eq(Cat(*changed).any())
 
         # rows: add the old weights, rotated into post order (posts P*c ...
         # P*c+P-1), into the accumulators
@@ -646,13 +664,17 @@ class Core(wiring.Component):
 
         # write stage (and bus writes): the banks' write data, write enables and
         # addresses come from registers through one LUT level
-        wr = Signal()
-        m.d.comb += wr.eq(vs[U + 1] & changed_w)
+        if per_bank:
+            wrs = [vs[U + 1] & changed_b[b] for b in range(B)]
+        else:
+            wr = Signal()
+            m.d.comb += wr.eq(vs[U + 1] & changed_w)
+            wrs = [wr] * B
         bus_wen = Signal(B)               # bus write of bus_word (state B_WRITE)
         bus_word = Signal(geo.width)
         for b in range(B):
-            m.d.comb += [s_wen[b].eq(wr | bus_wen[b]),
-                         s_wdata[b].eq(Mux(wr, words_w[b], bus_word))]
+            m.d.comb += [s_wen[b].eq(wrs[b] | bus_wen[b]),
+                         s_wdata[b].eq(Mux(wrs[b], words_w[b], bus_word))]
         can_issue = Const(1) if self.dual_port else ~wr
 
         # bank addresses: the word of the access plus the bank's column offset

@@ -16,7 +16,7 @@ __all__ = ["SynapseUpdate", "synapse_update"]
 
 
 def synapse_update(m: Module, config: CoreConfig, word, amount, enable, potentiate, w_min, w_max,
-                   name="syn"):
+                   name="syn", bound=None):
     """Return ``(new_word, changed)`` signals for one synapse word.
 
     Depression: ``W <- W`` if ``W <= w_min`` else ``max(W - amount, w_min)``;
@@ -27,14 +27,18 @@ def synapse_update(m: Module, config: CoreConfig, word, amount, enable, potentia
     potentiation of the one's complement, ``~W = -W - 1`` (``W - a`` becomes
     ``~W + a``, ``W <= w_min`` becomes ``~W >= ~w_min``).  The bound
     ``potentiate ? w_max : ~w_min`` does not depend on the word, so Yosys
-    shares it between the lanes of a datapath.
+    shares it between the lanes of a datapath; a caller may pass it in
+    ``bound`` instead (e.g. from a register), and ``w_min`` and ``w_max`` are
+    then not used.
     """
     wb = config.weight_bits
     flip = Signal(signed(wb), name=f"{name}_flip")       # all ones when depressing
     m.d.comb += flip.eq(Mux(potentiate, 0, -1))
     x = Signal(signed(wb), name=f"{name}_x")
-    bound = Signal(signed(wb), name=f"{name}_bound")
-    m.d.comb += [x.eq(word[:wb] ^ flip), bound.eq(Mux(potentiate, w_max, ~w_min))]
+    m.d.comb += x.eq(word[:wb] ^ flip)
+    if bound is None:
+        bound = Signal(signed(wb), name=f"{name}_bound")
+        m.d.comb += bound.eq(Mux(potentiate, w_max, ~w_min))
     y = Signal(signed(max(wb, TRACE_BITS + 1) + 1), name=f"{name}_y")
     m.d.comb += y.eq(x + amount)
     at_bound = Signal(name=f"{name}_at_bound")

@@ -20,7 +20,11 @@ from ..formats import CoreConfig, NEURON_PARAMS, STDP_FIELDS, GLOBAL_FIELDS
 from ..regmap import synapse_word
 from .testnets import Case, readback_addresses
 
-__all__ = ["CoreDriver", "run_case", "run_bench", "preload"]
+__all__ = ["CoreDriver", "CoreHung", "run_case", "run_bench", "preload"]
+
+
+class CoreHung(RuntimeError):
+    """The simulated core did not finish a bus access or step in time."""
 
 
 class CoreDriver:
@@ -34,14 +38,26 @@ class CoreDriver:
         Probability that the spike consumer is ready in a cycle (1.0: always).
     seed : int
         Seed of the back-pressure pattern.
+    max_cycles : int or None
+        Clock cycles one bus access or step may take before the simulation
+        stops with :class:`CoreHung` (default: eight clocks per synapse word
+        and per neuron and axon, several times what a step with every row
+        and column takes, divided by ``spike_ready``).
     """
 
-    def __init__(self, core, *, spike_ready: float = 1.0, seed: int = 0):
+    def __init__(self, core, *, spike_ready: float = 1.0, seed: int = 0,
+                 max_cycles: int | None = None):
         self.core = core
         self.config: CoreConfig = core.config
         self.spike_ready = spike_ready
         self._rng = random.Random(seed)
         self.cycles = 0        # advanced by the background clock counter
+        if max_cycles is None:
+            cfg = self.config
+            words = core.geometry.depth + cfg.neurons + cfg.inputs
+            max_cycles = int((8 * words + 1000) / max(spike_ready, 0.05))
+        self.max_cycles = max_cycles
+        self._since = None     # cycle count at the start of the access or step in progress
 
     def add_to(self, sim: Simulator, *, clock: bool = True):
         """Add the clock (unless ``sim`` has its clocks already), and a background
@@ -52,10 +68,20 @@ class CoreDriver:
         async def count(ctx):
             async for _ in ctx.tick():
                 self.cycles += 1
+                if self._since is not None and self.cycles - self._since > self.max_cycles:
+                    raise CoreHung(f"the core did not finish a bus access or step in "
+                                   f"{self.max_cycles} clock cycles")
         sim.add_testbench(count, background=True)
+
+    def _start(self):
+        self._since = self.cycles
+
+    def _end(self):
+        self._since = None
 
     async def bus(self, ctx, addr: int, wdata: int = 0, write: bool = False) -> int:
         c = self.core
+        self._start()
         ctx.set(c.bus.payload.addr, addr)
         ctx.set(c.bus.payload.wdata, wdata & 0xFFFFFFFF)
         ctx.set(c.bus.payload.write, int(write))
@@ -65,6 +91,7 @@ class CoreDriver:
         ctx.set(c.bus_resp.ready, 1)
         (rdata,) = await ctx.tick().sample(c.bus_resp.payload.rdata).until(c.bus_resp.valid)
         ctx.set(c.bus_resp.ready, 0)
+        self._end()
         return int(rdata)
 
     async def write(self, ctx, addr: int, data: int) -> None:
@@ -76,6 +103,7 @@ class CoreDriver:
     async def step(self, ctx, axons=()) -> list:
         """Send the input events of one step, run it and return the spiking neurons."""
         c = self.core
+        self._start()
         for k in axons:
             ctx.set(c.events.payload.index, k)
             ctx.set(c.events.payload.end, 0)
@@ -96,6 +124,7 @@ class CoreDriver:
                     break
                 out.append(int(index))
         ctx.set(c.spikes.ready, 0)
+        self._end()
         return out
 
 

@@ -11,7 +11,7 @@ from neurocorex.formats import CoreConfig
 from neurocorex.regmap import Region, Counter, address, index_bits, REGION_BITS
 from neurocorex.sim.busmodel import BusCore
 from neurocorex.sim.testnets import KINDS, random_case, reference
-from neurocorex.sim.amaranth_core import CoreDriver, run_case
+from neurocorex.sim.amaranth_core import CoreDriver, CoreHung, run_case
 from neurocorex.hdl.core import Core
 from neurocorex.hdl.sliced import sliced_banks
 from neurocorex.hdl.spram import DOUBLE_PUMPED_CORE
@@ -138,12 +138,16 @@ def test_overlap_rows_bit_exact(seed, neurons, ports):
 
 
 @pytest.mark.parametrize("neurons", [8, 16])
-@pytest.mark.parametrize("options", [{}, {"dual_port": True, "accumulator_attrs": _LUT_RAM}],
-                         ids=["single", "lut-accumulators"])
+@pytest.mark.parametrize("options", [{}, {"dual_port": True, "accumulator_attrs": _LUT_RAM},
+                                     {"dual_port": True, "register_bank_outputs": False}],
+                         ids=["single", "lut-accumulators", "registered-list-no-stage"])
 def test_overlap_rows_short_rows_bit_exact(neurons, options):
     """Early rows of one and two words, and a synapse write after every step;
     also with the accumulators in LUT RAM, whose read address is registered
-    instead of their data (a write meeting that address is poisoned too)."""
+    instead of their data (a write meeting that address is poisoned too), and
+    with the list entry registered (dual-port) but no bank output stage: a
+    one-word row ends two clocks after its start, when the list entry of the
+    next is not yet in its register."""
     _check(random_case(330 + neurons, neurons=neurons, inputs=5, steps=10, learning=False,
                        rewrites=1.0), overlap_rows=True, poison_collisions=True, **options)
 
@@ -290,6 +294,31 @@ def test_cycle_counters():
     assert res["busy"] == res["busy_want"]
     assert res["inputs"] == 5
     assert res["cleared"] == [0] * len(Counter)
+
+
+@pytest.mark.parametrize("max_cycles,hung", [(None, False), (20, True)])
+def test_driver_stops_a_step_that_does_not_end(max_cycles, hung):
+    """A core that never ends a step (here: a step longer than the driver
+    allows) stops the simulation with CoreHung instead of running forever."""
+    cfg = CoreConfig(6, 4)
+    core = Core(cfg)
+    drv = CoreDriver(core, max_cycles=max_cycles)
+    done = []
+
+    async def bench(ctx):
+        await drv.step(ctx, [0, 1, 2])
+        done.append(drv.cycles)
+
+    sim = Simulator(core)
+    drv.add_to(sim)
+    sim.add_testbench(bench)
+    if hung:
+        with pytest.raises(CoreHung, match="in 20 clock cycles"):
+            sim.run()
+        assert not done
+    else:
+        sim.run()
+        assert done and done[0] > 20
 
 
 @pytest.mark.parametrize("cfg", [CoreConfig(8, 4), CoreConfig(1, 0), CoreConfig(12, 7, 4)])
