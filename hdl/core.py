@@ -185,7 +185,11 @@ class Core(wiring.Component):
         and an input event's flag before its duplicate check (one event per
         three clocks instead of one per clock), so that block RAM outputs
         drive only registers: needed for a fast clock on ECP5, a waste of
-        about 200 logic cells on the iCE40.  Default: on with ``dual_port``.
+        about 200 logic cells on the iCE40.  With it the rows also take their
+        spike-list entry from a register (one more clock per step), the
+        saturation bound comes from a register, and with ``dual_port`` each
+        bank writes back its own word when that word changed.  Default: on
+        with ``dual_port``.
     register_bank_outputs : bool
         Register the synapse banks' read data before the STDP update (one
         more clock of pipeline latency): block RAM and SPRAM outputs arrive
@@ -206,6 +210,8 @@ class Core(wiring.Component):
     accumulator_attrs : dict or None
         Attributes of the accumulator memories, e.g. ``{"ram_style":
         "distributed"}`` for LUT RAM (ECP5) where block RAMs are scarce.
+        LUT RAM reads asynchronously: with ``"distributed"`` the core
+        registers the accumulators' read address instead of their read data.
 
     Members
     -------
