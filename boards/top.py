@@ -13,7 +13,8 @@ from .pll import ClockGenerator
 __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
-def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flags):
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False, ring_read_latency=1,
+                **core_flags):
     """The design to place on a board: the full top, the UART echo stand-in
     (``stand_in`` true), or the core driven by a pseudo-random source
     (``stand_in="core"``, :class:`~neurocorex.boards.standin.CoreExerciser`).
@@ -29,6 +30,8 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flag
     each bank is built from memories that many bits wide
     (:mod:`neurocorex.hdl.sliced`), with ``bank_block`` also split into
     registered memories of that many words; ``banks`` is the number of synapse banks.
+    ``ring_read_latency`` is the full top's frame-buffer read latency
+    (:class:`~neurocorex.hdl.top.NeuroCoreTop`).
     """
     if stand_in == "core":
         from .standin import CoreExerciser
@@ -46,7 +49,8 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, **core_flag
         raise NeuroCoreXError("the full design neurocorex.hdl.top is not available in this "
                               "checkout; build the flow-check design with --stand-in") from None
     core = board_core(config, **core_flags)
-    return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core)
+    return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core,
+                        ring_read_latency=ring_read_latency)
 
 
 def board_core(config, *, spram=False, dual_port=False, double_pump=False,

@@ -113,13 +113,18 @@ class CommandEngine(wiring.Component):
         Frame buffer depth (decoded bytes).
     caps : bytes
         The CAPS answer (``protocol.caps_payload``).
+    read_latency : 1 or 2
+        Clocks from ``rd_addr`` to ``rd_data`` (the deframer's).  With 2 the
+        engine puts the address out a clock early: the next values of its
+        read pointer and frame start, so the byte still arrives in the cycle
+        after a fetch and the states are the same for both latencies.
 
     Attributes
     ----------
     verdict : In(stream of Verdict)
     judged : In(stream of status), dropped : In(1)
         Deframer events, for the link counters.
-    rd_addr, rd_data : frame ring read port (one cycle latency).
+    rd_addr, rd_data : frame ring read port (``read_latency`` clocks).
     tail : Out(ring_bits + 1)
         The oldest ring byte still needed (the deframer may overwrite the
         bytes before it): the current frame's start, or once the command is
@@ -130,8 +135,11 @@ class CommandEngine(wiring.Component):
         Pulses on every rejected frame (for a LED).
     """
 
-    def __init__(self, config: CoreConfig, *, max_frame: int, caps: bytes):
+    def __init__(self, config: CoreConfig, *, max_frame: int, caps: bytes, read_latency: int = 1):
         check_config(config, max_frame)
+        if read_latency not in (1, 2):
+            raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
+        self.read_latency = read_latency
         self.config = config
         self.max_frame = max_frame
         self.caps = bytes(caps)
@@ -308,6 +316,19 @@ class CommandEngine(wiring.Component):
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
         hc = Signal(3)
         ptr = Signal(range(mf + 1))
+        # With read_latency 2 the ring is addressed with ptr's and fstart's
+        # next values (their registers' inputs): a clock before the byte is due
+        early = self.read_latency == 2
+        if early:
+            ptr_d, fstart_d = Signal.like(ptr), Signal.like(fstart)
+            m.d.comb += [ptr_d.eq(ptr), fstart_d.eq(fstart)]
+            m.d.sync += [ptr.eq(ptr_d), fstart.eq(fstart_d)]
+
+        def set_ptr(value):
+            if early:
+                m.d.comb += ptr_d.eq(value)
+            else:
+                m.d.sync += ptr.eq(value)
         byte = self.rd_data              # valid in the cycle after a fetch()
         dw = Signal(DATA_BITS)           # bus data, and the shift register of emitted words
         nb = Signal(3)
@@ -361,7 +382,8 @@ class CommandEngine(wiring.Component):
         range_ok = Signal()
         mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
-        m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
+        m.d.comb += [rd_ptr.eq(fstart + ptr),
+                     self.rd_addr.eq((fstart_d + ptr_d)[:rb] if early else rd_ptr[:rb]),
                      self.tail.eq(Mux(streaming, rd_ptr, fstart)),
                      self.bus.payload.addr.eq(Cat(cur, reg4)),
                      self.bus.payload.wdata.eq(dw)]
@@ -379,7 +401,7 @@ class CommandEngine(wiring.Component):
         def fetch(after):
             """Read the byte at ``ptr`` and step ``ptr``: the byte is ``byte``
             (the ring's read port) in the first cycle of state ``after`` only."""
-            m.d.sync += ptr.eq(ptr + 1)
+            set_ptr(ptr + 1)
             fsm.goto(after)
 
         def fetch_checked(after):
@@ -426,8 +448,9 @@ class CommandEngine(wiring.Component):
                 m.d.comb += self.verdict.ready.eq(1)
                 with m.If(self.verdict.valid):
                     v = self.verdict.payload
-                    m.d.sync += [op.eq(v.op), seq.eq(v.seq), blen.eq(v.length), hc.eq(0),
-                                 ptr.eq(2), owned.eq(v.status == Err.OK)]
+                    m.d.sync += [op.eq(v.op), seq.eq(v.seq), blen.eq(v.length), hc.eq(0)]
+                    set_ptr(2)
+                    m.d.sync += owned.eq(v.status == Err.OK)
                     with m.If(v.status == Err.OK):
                         fsm.goto("LOAD")
                     with m.Else():
@@ -435,7 +458,8 @@ class CommandEngine(wiring.Component):
                         fsm.goto("NAK")
 
             with state("LOAD"):         # payload bytes 0..5 into hdr (rd_data lags ptr by one)
-                m.d.sync += [ptr.eq(ptr + 1), hc.eq(hc + 1)]
+                set_ptr(ptr + 1)
+                m.d.sync += hc.eq(hc + 1)
                 with m.If(hc != 0):
                     m.d.sync += hdr.eq(Cat(hdr[8:], self.rd_data))
                 with m.If(hc == 6):
@@ -465,7 +489,7 @@ class CommandEngine(wiring.Component):
                         align = (dlen & ((Const(1, 4) << wsh) - 1)) == 0
                         m.d.sync += [left.eq(dlen >> wsh), lw.eq(lw_r)]
                         with m.If((blen >= 6) & write_ok & align):
-                            m.d.sync += ptr.eq(6)
+                            set_ptr(6)
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
@@ -476,14 +500,17 @@ class CommandEngine(wiring.Component):
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.WRITE_MASK):
-                        m.d.sync += [bit.eq(0), ptr.eq(8)]
+                        m.d.sync += bit.eq(0)
+                        set_ptr(8)
                         with m.If(mask_ok):
                             fsm.goto("RANGE")
                         with m.Else():
                             nak(Err.ARGS)
                     with m.Case(Op.RUN):
                         with m.If(blen >= 4):
-                            m.d.sync += [s.eq(0), ptr.eq(4), chk.eq(1)]
+                            m.d.sync += s.eq(0)
+                            set_ptr(4)
+                            m.d.sync += chk.eq(1)
                             fsm.goto("STEP")
                         with m.Else():
                             nak(Err.ARGS)
@@ -552,7 +579,11 @@ class CommandEngine(wiring.Component):
                     fsm.goto("FINISH")
             with state("FINISH"):        # give the frame's bytes back
                 with m.If(owned):
-                    m.d.sync += [fstart.eq(fstart + blen + 4), ptr.eq(0)]
+                    if early:
+                        m.d.comb += fstart_d.eq(fstart + blen + 4)
+                    else:
+                        m.d.sync += fstart.eq(fstart + blen + 4)
+                    set_ptr(0)
                 m.d.sync += [owned.eq(0), streaming.eq(0)]
                 fsm.goto("IDLE")
 
@@ -680,7 +711,8 @@ class CommandEngine(wiring.Component):
                     with m.If(~chk):
                         fsm.goto("RX_DONE")
                     with m.Elif(s == steps):
-                        m.d.sync += [ptr.eq(4), frame_open.eq(0), streaming.eq(1), chk.eq(0)]
+                        set_ptr(4)
+                        m.d.sync += [frame_open.eq(0), streaming.eq(1), chk.eq(0)]
                     with m.Else():
                         nak(Err.ARGS)
                 with m.Else():

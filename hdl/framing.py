@@ -57,6 +57,12 @@ class Deframer(wiring.Component):
     ----------
     max_frame : int
         Longest frame in decoded bytes.
+    read_latency : 1 or 2
+        Clocks from ``rd_addr`` to ``rd_data``.  With 2 the block RAM's read
+        data goes through a second register before it reaches the engine, so
+        the RAM's slow clock-to-output (5.8 ns on ECP5) and its route are off
+        the engine's paths; the engine then addresses the ring a clock early
+        (:class:`~neurocorex.hdl.engine.CommandEngine`).
 
     Attributes
     ----------
@@ -66,15 +72,18 @@ class Deframer(wiring.Component):
         Every verdict, in the cycle it is made, including dropped ones (for counters).
     dropped : Out(1)
     rd_addr, rd_data : In, Out
-        Synchronous read port of the ring.
+        Read port of the ring, ``read_latency`` clocks from address to data.
     tail : In(ring_bits + 1)
         Pointer (with wrap bit) of the oldest byte the engine still needs;
         the bytes from ``tail`` up to the frame being received are kept.
     """
 
-    def __init__(self, max_frame: int, fifo_depth: int = 1):
+    def __init__(self, max_frame: int, fifo_depth: int = 1, *, read_latency: int = 1):
+        if read_latency not in (1, 2):
+            raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
+        self.read_latency = read_latency
         super().__init__({
             "inp": In(stream.Signature(RxByte, always_ready=True)),
             "verdict": Out(stream.Signature(Verdict)),
@@ -95,6 +104,10 @@ class Deframer(wiring.Component):
         rp = buf.read_port(domain="comb")
         rd_q = Signal(8, reset_less=True)
         m.d.sync += rd_q.eq(rp.data)
+        if self.read_latency == 2:
+            rd_q2 = Signal(8, reset_less=True)
+            m.d.sync += rd_q2.eq(rd_q)
+            rd_q = rd_q2
         m.d.comb += [rp.addr.eq(self.rd_addr), self.rd_data.eq(rd_q)]
         # verdicts queue with only as many length bits as a frame can have
         lbits = (mf + 1).bit_length()

@@ -37,13 +37,19 @@ class LinkCore(wiring.Component):
         The core's streams (``neurocorex.regmap``), from the core's side flipped.
     error : Out(1)
         Pulses on every rejected frame.
+
+    ``ring_read_latency`` (1 or 2) is the frame buffer's read latency
+    (:class:`~neurocorex.hdl.framing.Deframer`); the link behaves the same
+    with either.
     """
 
-    def __init__(self, config: CoreConfig, *, caps: bytes, max_frame: int = MAX_FRAME):
+    def __init__(self, config: CoreConfig, *, caps: bytes, max_frame: int = MAX_FRAME,
+                 ring_read_latency: int = 1):
         check_config(config, max_frame)
         self.config = config
         self.caps = caps
         self.max_frame = max_frame
+        self.ring_read_latency = ring_read_latency
         super().__init__({
             "rx": In(stream.Signature(RxByte, always_ready=True)),
             "tx": Out(stream.Signature(8)),
@@ -53,9 +59,10 @@ class LinkCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.deframer = dfr = Deframer(self.max_frame)
+        lat = self.ring_read_latency
+        m.submodules.deframer = dfr = Deframer(self.max_frame, read_latency=lat)
         m.submodules.engine = eng = CommandEngine(self.config, max_frame=self.max_frame,
-                                                  caps=self.caps)
+                                                  caps=self.caps, read_latency=lat)
         # answers never exceed the engine's frame body limit
         m.submodules.framer = frm = Framer(max_body(self.max_frame))
         wiring.connect(m, wiring.flipped(self.rx), dfr.inp)
@@ -89,6 +96,9 @@ class NeuroCoreTop(wiring.Component):
         The core to drive; by default ``neurocorex.hdl.core.Core(config)``.
     max_frame : int
         Frame buffer depth in bytes.
+    ring_read_latency : 1 or 2
+        The frame buffer's read latency (:class:`LinkCore`): 2 registers the
+        block RAM's read data once more, for fast clocks.
 
     Attributes
     ----------
@@ -101,13 +111,14 @@ class NeuroCoreTop(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, clk_hz: int, baud: int, board: str = "sim",
-                 core=None, max_frame: int = MAX_FRAME):
+                 core=None, max_frame: int = MAX_FRAME, ring_read_latency: int = 1):
         self.config = config
         self.clk_hz = int(clk_hz)
         self.baud = int(baud)
         self.board = board
         self.divisor = divisor_for(self.clk_hz, self.baud)
         self.max_frame = max_frame
+        self.ring_read_latency = ring_read_latency
         self.caps = caps_payload(config, max_frame=max_frame, clk_hz=self.clk_hz, baud=self.baud,
                                  board=board)
         self._core = core
@@ -123,7 +134,8 @@ class NeuroCoreTop(wiring.Component):
         m.submodules.core = core
         m.submodules.uart_rx = rx = UARTRx(self.divisor)
         m.submodules.uart_tx = tx = UARTTx(self.divisor)
-        m.submodules.link = link = LinkCore(self.config, caps=self.caps, max_frame=self.max_frame)
+        m.submodules.link = link = LinkCore(self.config, caps=self.caps, max_frame=self.max_frame,
+                                            ring_read_latency=self.ring_read_latency)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         wiring.connect(m, rx.out, link.rx)
         wiring.connect(m, link.tx, tx.inp)

@@ -8,6 +8,7 @@ stand-in written in Python.  Both must send the same bytes.
 
 import random
 
+import pytest
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -120,6 +121,8 @@ class StandInCore(wiring.Component):
 class LinkBench(wiring.Component):
     """LinkCore wired to the stand-in core."""
 
+    ring_read_latency = 1       # set for each test by the fixture below
+
     def __init__(self, config, caps, max_frame, core=None):
         self.core = core
         self.config = config
@@ -130,7 +133,8 @@ class LinkBench(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.link = link = LinkCore(self.config, caps=self.caps, max_frame=self.max_frame)
+        m.submodules.link = link = LinkCore(self.config, caps=self.caps, max_frame=self.max_frame,
+                                            ring_read_latency=self.ring_read_latency)
         m.submodules.core = core = self.core if self.core is not None else StandInCore(self.config)
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
@@ -300,6 +304,14 @@ CFG = CoreConfig(neurons=12, inputs=10)
 
 # --- tests ---------------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True, params=[1, 2], ids=["ring-read-1", "ring-read-2"])
+def ring_read_latency(request, monkeypatch):
+    """Every test runs with the frame buffer read in one clock and in two
+    (the ULX3S's second register; the engine addresses the ring a clock early)."""
+    monkeypatch.setattr(LinkBench, "ring_read_latency", request.param)
+    return request.param
+
+
 def test_caps_counters_reset():
     items = [cmd(Op.CAPS, 1), cmd(Op.COUNTERS, 2), cmd(Op.RESET, 3, b"\x07"), cmd(Op.COUNTERS, 4)]
     answers, eng, _ = check(CFG, items)
@@ -458,12 +470,12 @@ def test_next_frame_may_arrive_while_one_executes():
                               tx_every=50, max_wait=20_000)[1])[0][2][1:] == bytes(1)
 
 
-def test_top_level_at_the_pins():
+def test_top_level_at_the_pins(ring_read_latency):
     """NeuroCoreTop: a CAPS frame as UART bits on uart_rx, the answer decoded
     from uart_tx; the LEDs light up."""
     from neurocorex.hdl.top import NeuroCoreTop
     top = NeuroCoreTop(CFG, clk_hz=4_000_000, baud=1_000_000, board="pins",
-                       core=StandInCore(CFG), max_frame=64)
+                       core=StandInCore(CFG), max_frame=64, ring_read_latency=ring_read_latency)
     div = top.divisor
     frame = cmd(Op.CAPS, 9)
     got = bytearray()
