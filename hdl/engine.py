@@ -12,6 +12,8 @@ time, with narrow counters, one 32-bit data register and one small memory
 (``aux``) that holds the step's spikes, the link counters and the CAPS answer.
 """
 
+import contextlib
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -115,9 +117,10 @@ class CommandEngine(wiring.Component):
         The CAPS answer (``protocol.caps_payload``).
     read_latency : 1 or 2
         Clocks from ``rd_addr`` to ``rd_data`` (the deframer's).  With 2 the
-        engine puts the address out a clock early: the next values of its
-        read pointer and frame start, so the byte still arrives in the cycle
-        after a fetch and the states are the same for both latencies.
+        deframer also gives ``rd_next``, the byte after: the engine's read
+        pointer moves by at most one a clock, so the byte it fetched a clock
+        ago is one of the two and still arrives in the cycle after a fetch.
+        Only a fetch in the clock after a jump of the pointer waits a clock.
 
     Attributes
     ----------
@@ -125,6 +128,8 @@ class CommandEngine(wiring.Component):
     judged : In(stream of status), dropped : In(1)
         Deframer events, for the link counters.
     rd_addr, rd_data : frame ring read port (``read_latency`` clocks).
+    rd_next : In(8)
+        With ``read_latency`` 2 only: the byte after ``rd_data``.
     tail : Out(ring_bits + 1)
         The oldest ring byte still needed (the deframer may overwrite the
         bytes before it): the current frame's start, or once the command is
@@ -149,6 +154,7 @@ class CommandEngine(wiring.Component):
             "dropped": In(1),
             "rd_addr": Out(ring_bits(max_frame)),
             "rd_data": In(8),
+            **({"rd_next": In(8)} if read_latency == 2 else {}),
             "tail": Out(ring_bits(max_frame) + 1),
             "tx": Out(stream.Signature(TxItem)),
             **core_master_ports(config),
@@ -316,20 +322,35 @@ class CommandEngine(wiring.Component):
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
         hc = Signal(3)
         ptr = Signal(range(mf + 1))
-        # With read_latency 2 the ring is addressed with ptr's and fstart's
-        # next values (their registers' inputs): a clock before the byte is due
-        early = self.read_latency == 2
-        if early:
-            ptr_d, fstart_d = Signal.like(ptr), Signal.like(fstart)
-            m.d.comb += [ptr_d.eq(ptr), fstart_d.eq(fstart)]
-            m.d.sync += [ptr.eq(ptr_d), fstart.eq(fstart_d)]
+        # With read_latency 2 the ring gives, two clocks after the address
+        # fstart + ptr, the bytes at ptr and at ptr + 1: the byte at the ptr of
+        # one clock ago is one of them if ptr stepped by at most one since.
+        # After a jump (ptr or fstart set) that does not hold for one clock,
+        # so a fetch waits a clock after a jump (LOAD and STEP are the only
+        # states that can fetch then).
+        ahead = self.read_latency == 2
+        if ahead:
+            jump, jumped = Signal(), Signal()      # ptr (or fstart) set: this clock, the last
+            step, step1, step2 = Signal(), Signal(), Signal()   # ptr + 1: this clock, 1 and 2 ago
+            m.d.sync += [jumped.eq(jump), step1.eq(step), step2.eq(step1)]
+            byte = Mux(step2, self.rd_next, self.rd_data)   # valid in the cycle after a fetch()
+        else:
+            byte = self.rd_data              # valid in the cycle after a fetch()
 
         def set_ptr(value):
-            if early:
-                m.d.comb += ptr_d.eq(value)
-            else:
-                m.d.sync += ptr.eq(value)
-        byte = self.rd_data              # valid in the cycle after a fetch()
+            """Move ``ptr`` to ``value`` (a jump)."""
+            m.d.sync += ptr.eq(value)
+            if ahead:
+                m.d.comb += jump.eq(1)
+
+        def step_ptr():
+            m.d.sync += ptr.eq(ptr + 1)
+            if ahead:
+                m.d.comb += step.eq(1)
+
+        def after_jump_wait():
+            """A context: what must not run in the clock after a jump."""
+            return m.If(~jumped) if ahead else contextlib.nullcontext()
         dw = Signal(DATA_BITS)           # bus data, and the shift register of emitted words
         nb = Signal(3)
         code = Signal(3)
@@ -382,8 +403,7 @@ class CommandEngine(wiring.Component):
         range_ok = Signal()
         mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
-        m.d.comb += [rd_ptr.eq(fstart + ptr),
-                     self.rd_addr.eq((fstart_d + ptr_d)[:rb] if early else rd_ptr[:rb]),
+        m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
                      self.tail.eq(Mux(streaming, rd_ptr, fstart)),
                      self.bus.payload.addr.eq(Cat(cur, reg4)),
                      self.bus.payload.wdata.eq(dw)]
@@ -400,9 +420,11 @@ class CommandEngine(wiring.Component):
 
         def fetch(after):
             """Read the byte at ``ptr`` and step ``ptr``: the byte is ``byte``
-            (the ring's read port) in the first cycle of state ``after`` only."""
-            set_ptr(ptr + 1)
-            fsm.goto(after)
+            (the ring's read port) in the first cycle of state ``after`` only.
+            In the clock after a jump it waits (stays in its state)."""
+            with after_jump_wait():
+                step_ptr()
+                fsm.goto(after)
 
         def fetch_checked(after):
             """As :func:`fetch`, but a read past the payload rejects the command."""
@@ -457,13 +479,14 @@ class CommandEngine(wiring.Component):
                         m.d.sync += code.eq(v.status)
                         fsm.goto("NAK")
 
-            with state("LOAD"):         # payload bytes 0..5 into hdr (rd_data lags ptr by one)
-                set_ptr(ptr + 1)
-                m.d.sync += hc.eq(hc + 1)
-                with m.If(hc != 0):
-                    m.d.sync += hdr.eq(Cat(hdr[8:], self.rd_data))
-                with m.If(hc == 6):
-                    fsm.goto("CHECK")
+            with state("LOAD"):         # payload bytes 0..5 into hdr (byte lags ptr by one)
+                with after_jump_wait():
+                    step_ptr()
+                    m.d.sync += hc.eq(hc + 1)
+                    with m.If(hc != 0):
+                        m.d.sync += hdr.eq(Cat(hdr[8:], byte))
+                    with m.If(hc == 6):
+                        fsm.goto("CHECK")
 
             with state("CHECK"):        # the region's limits and the count tests, registered
                 m.d.sync += [read_ok.eq((blen == 8) & r_ok_r & (cnt16 <= r_rmax)),
@@ -579,10 +602,7 @@ class CommandEngine(wiring.Component):
                     fsm.goto("FINISH")
             with state("FINISH"):        # give the frame's bytes back
                 with m.If(owned):
-                    if early:
-                        m.d.comb += fstart_d.eq(fstart + blen + 4)
-                    else:
-                        m.d.sync += fstart.eq(fstart + blen + 4)
+                    m.d.sync += fstart.eq(fstart + blen + 4)
                     set_ptr(0)
                 m.d.sync += [owned.eq(0), streaming.eq(0)]
                 fsm.goto("IDLE")

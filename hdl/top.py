@@ -71,6 +71,8 @@ class LinkCore(wiring.Component):
         m.d.comb += [eng.dropped.eq(dfr.dropped), dfr.rd_addr.eq(eng.rd_addr),
                      eng.rd_data.eq(dfr.rd_data), dfr.tail.eq(eng.tail),
                      self.error.eq(eng.error)]
+        if lat == 2:
+            m.d.comb += eng.rd_next.eq(dfr.rd_next)
         wiring.connect(m, eng.tx, frm.inp)
         wiring.connect(m, frm.out, wiring.flipped(self.tx))
         wiring.connect(m, eng.bus, wiring.flipped(self.bus))
