@@ -33,6 +33,7 @@ from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
 from .divider import ConstDivider
 from .geometry import Geometry
 from .layouts import core_ports
+from .ramports import NO_RW_CHECK, RegisteredRead
 from .neuron import NeuronUnit, TraceUnit, StepParams
 from .synapse import synapse_update
 
@@ -54,29 +55,8 @@ def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-class _RegisteredRead:
-    """``addr``, ``en`` and ``data`` (one clock after ``addr``, held while
-    ``en`` is low) of an asynchronous read port followed by a register."""
-
-    def __init__(self, m, port, name, poison=None):
-        self.addr = port.addr
-        self.en = Signal(init=1, name=f"{name}_ren")
-        # neither reset nor initial value: a block RAM output has none, and
-        # Yosys would add logic to emulate them
-        self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True,
-                                attrs={"init": rtlil.Undef(len(port.data))})
-        with m.If(self.en):
-            if poison is None:
-                m.d.sync += self.data.eq(port.data)
-            else:
-                # simulation check: a read that meets a write of its address
-                # returns garbage, as the block RAM may
-                hit = poison.en.any() & (poison.addr == port.addr)
-                m.d.sync += self.data.eq(Mux(hit, ~port.data, port.data))
-
-
 class _AddressRegisteredRead:
-    """The ports of :class:`_RegisteredRead` for a memory that reads
+    """The ports of :class:`RegisteredRead` for a memory that reads
     asynchronously (LUT RAM): the address goes into a register and the
     memory is read from it, so that the register sits before the memory, not
     after it.  The data differs only when a write meets the registered
@@ -91,7 +71,7 @@ class _AddressRegisteredRead:
         with m.If(self.en):
             m.d.sync += addr_r.eq(self.addr)
         m.d.comb += port.addr.eq(addr_r)
-        # (made like _RegisteredRead's: the pipeline registers are made like it)
+        # (made like RegisteredRead's: the pipeline registers are made like it)
         self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True,
                                 attrs={"init": rtlil.Undef(len(port.data))})
         if poison is None:
@@ -175,6 +155,9 @@ class Core(wiring.Component):
         address, from registers of its own (e.g. a
         :class:`~neurocorex.hdl.sliced.SlicedRAM` with ``block_depth``): the
         core gives it one more pipeline stage; other latencies are refused.
+        With ``poison_collisions`` the core calls ``bank_memory(data,
+        granularity, poison=True)``: the bank's reads of a word written in
+        the same clock should then return garbage.
     poison_collisions : bool
         Simulation check: a block RAM read of the address written in the same
         clock returns the inverted word instead of the old one.  The core
@@ -302,10 +285,10 @@ class Core(wiring.Component):
             # no_rw_check, leaves out the logic that would make such a
             # collision return the old data: the core never uses a word read
             # while it is written (see docs/architecture.md, §2).
-            mm = Memory(self.mem[name], attrs={"no_rw_check": 1, **(attrs or {})})
+            mm = Memory(self.mem[name], attrs={**NO_RW_CHECK, **(attrs or {})})
             m.submodules[f"mem_{name}"] = mm
             wp = mm.write_port(granularity=granularity)
-            read = _AddressRegisteredRead if address_register else _RegisteredRead
+            read = _AddressRegisteredRead if address_register else RegisteredRead
             rp = read(m, mm.read_port(domain="comb"), name,
                       poison=wp if self.poison_collisions else None)
             return rp, wp
@@ -322,8 +305,9 @@ class Core(wiring.Component):
                 syn.append((bank.read_port(), wp))
         else:
             syn = []
+            poison = {"poison": True} if self.poison_collisions else {}
             for b in range(B):
-                bank, rp, wp = self.bank_memory(self.mem[f"syn{b}"], None)
+                bank, rp, wp = self.bank_memory(self.mem[f"syn{b}"], None, **poison)
                 m.submodules[f"mem_syn{b}"] = bank
                 syn.append((rp, wp))
             latency = getattr(bank, "read_latency", 1)

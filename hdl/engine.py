@@ -24,7 +24,8 @@ from ..protocol import (Op, Kind, Err, LinkCounter, VERDICT_COUNTER, WRITABLE, R
                         word_bytes, region_size, max_body, index_bytes, bitmap_bytes,
                         BITMAP_TAG, check_config)
 from ..regmap import Region, Counter, DATA_BITS, REGION_BITS, index_bits
-from .framing import Verdict, TxItem, ring_bits, NO_RW_CHECK
+from .framing import Verdict, TxItem, ring_bits
+from .ramports import NO_RW_CHECK
 from .layouts import (bus_request_layout, bus_response_layout, event_layout, spike_layout,
                       core_master_ports)
 

@@ -13,16 +13,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..protocol import (END, ESC, ESC_END, ESC_ESC, MIN_FRAME, TRAILER_BYTES, Err, CRC_INIT)
 from .crc import crc16_next
+from .ramports import NO_RW_CHECK
 from .uart import RxByte
 
-__all__ = ["Verdict", "Deframer", "TxItem", "Framer", "NO_RW_CHECK"]
-
-#: Attributes of a RAM read through an asynchronous port and a register: the
-#: same behaviour as a synchronous port (a read in the cycle of a write to the
-#: same address returns the old data), but Yosys then merges the register into
-#: the block RAM without adding collision-emulation logic (the old data is what
-#: the RAM's own output register holds anyway).
-NO_RW_CHECK = {"no_rw_check": 1}
+__all__ = ["Verdict", "Deframer", "TxItem", "Framer"]
 
 #: What the deframer reports for each delimited, non-empty frame.  Good frames
 #: lie in the ring one behind the other, so a good frame starts where the

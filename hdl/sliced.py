@@ -19,6 +19,15 @@ placed next to it, and the multiplexer starts a clock later from registers.
 The read data comes two clocks after the address instead of one
 (``read_latency = 2``), which :class:`~neurocorex.hdl.core.Core` takes as one
 more pipeline stage.
+
+Every memory is read through an asynchronous port and a register and marked
+``no_rw_check`` (:mod:`neurocorex.hdl.ramports`): Yosys maps it to the block
+RAM alone.  A synchronous port would cost a delayed write and a bypass in
+logic per block RAM (on the ULX3S's 176 bank blocks, about 500 flip-flops and
+3,000 LUTs), and the bypass put the write-enable decoding in front of the
+block's output register.  A read of the word written in the same clock may
+then return anything; ``poison`` makes it return the inverted word in
+simulation.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from amaranth.hdl import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, MemoryData, ReadPort, WritePort
 from amaranth.lib.wiring import Out
+
+from .ramports import NO_RW_CHECK, RegisteredRead
 
 __all__ = ["SlicedRAM", "sliced_banks"]
 
@@ -44,19 +55,23 @@ class SlicedRAM(wiring.Component):
     block_depth : int or None
         Split each slice into memories of this many words (a power of two;
         the last may be shallower), each with its own output register.
+    poison : bool
+        Simulation check: a read of a memory's word in the clock it is
+        written returns the inverted word.
 
     Members
     -------
     read : Out(ReadPort.Signature)
         ``addr``, ``en`` in; ``data`` out one clock later (two with
         ``block_depth``), held while ``en`` is low (a word written in the same
-        clock reads as the old word or anything: block RAMs without collision
-        logic).
+        clock reads as anything: block RAMs without collision logic; as the
+        old word in simulation, as the inverted word with ``poison``).
     write : Out(WritePort.Signature)
         ``addr``, ``data``, ``en`` (one bit: whole words).
     """
 
-    def __init__(self, data: MemoryData, slice_bits: int = 4, block_depth: int | None = None):
+    def __init__(self, data: MemoryData, slice_bits: int = 4, block_depth: int | None = None,
+                 *, poison: bool = False):
         if not isinstance(data, MemoryData):
             self._MustUse__silence = True
             raise TypeError(f"data must be a MemoryData, not {data!r}")
@@ -70,6 +85,7 @@ class SlicedRAM(wiring.Component):
         self.memory_data = data
         self.slice_bits = slice_bits
         self.block_depth = block_depth
+        self.poison = bool(poison)
         #: clocks from a read's address to its data
         self.read_latency = 1 if block_depth is None else 2
         aw = max(0, (data.depth - 1).bit_length())
@@ -89,8 +105,7 @@ class SlicedRAM(wiring.Component):
             part = MemoryData(shape=unsigned(bits), depth=data.depth,
                               init=[(v >> lo) & ((1 << bits) - 1) for v in words])
             if self.block_depth is None:
-                m.submodules[f"slice{k}"] = mem = Memory(part)
-                rp, wp = mem.read_port(), mem.write_port()
+                rp, wp = self._memory(m, f"slice{k}", part)
                 m.d.comb += [rp.addr.eq(self.read.addr), rp.en.eq(self.read.en),
                              wp.addr.eq(self.write.addr), wp.en.eq(self.write.en),
                              wp.data.eq(self.write.data[lo:lo + bits])]
@@ -99,6 +114,14 @@ class SlicedRAM(wiring.Component):
                 outs.append(self._blocks(m, f"slice{k}", part, lo))
         m.d.comb += self.read.data.eq(Cat(*outs))
         return m
+
+    def _memory(self, m, name, data):
+        """A memory with a registered asynchronous read port: ``(read, write)``."""
+        m.submodules[name] = mem = Memory(data, attrs=NO_RW_CHECK)
+        wp = mem.write_port()
+        rp = RegisteredRead(m, mem.read_port(domain="comb"), name,
+                            poison=wp if self.poison else None)
+        return rp, wp
 
     def _blocks(self, m, name, part, lo):
         """Memories of ``block_depth`` words for one slice, each read into a
@@ -117,8 +140,7 @@ class SlicedRAM(wiring.Component):
         for q, start in enumerate(range(0, part.depth, bd)):
             depth = min(bd, part.depth - start)
             block = MemoryData(shape=part.shape, depth=depth, init=list(part.init)[start:start + depth])
-            m.submodules[f"{name}_b{q}"] = mem = Memory(block)
-            rp, wp = mem.read_port(), mem.write_port()
+            rp, wp = self._memory(m, f"{name}_b{q}", block)
             m.d.comb += [rp.addr.eq(self.read.addr[:bw]), rp.en.eq(self.read.en),
                          wp.addr.eq(self.write.addr[:bw]),
                          wp.en.eq(self.write.en & (self.write.addr[bw:] == q)),
@@ -135,10 +157,11 @@ class SlicedRAM(wiring.Component):
 def sliced_banks(slice_bits: int = 4, block_depth: int | None = None):
     """A ``bank_memory`` builder for :class:`~neurocorex.hdl.core.Core`:
     ``Core(config, dual_port=True, bank_memory=sliced_banks())`` (the core
-    reads the banks' ``read_latency``: 2 with ``block_depth``)."""
-    def build(data, granularity):
+    reads the banks' ``read_latency``: 2 with ``block_depth``, and passes
+    ``poison`` with ``poison_collisions``)."""
+    def build(data, granularity, *, poison=False):
         if granularity is not None:
             raise ValueError("sliced banks write whole words")
-        bank = SlicedRAM(data, slice_bits, block_depth)
+        bank = SlicedRAM(data, slice_bits, block_depth, poison=poison)
         return bank, bank.read, bank.write
     return build

@@ -183,7 +183,9 @@ def double_pumped_banks(*, domain="sync", fast_domain=FAST_DOMAIN, attrs=None, s
     every synapse bank in a :class:`DoublePumpedRAM`; the design that contains
     the core must define ``fast_domain`` at twice the core clock.
     """
-    def build(data, granularity):
+    def build(data, granularity, *, poison=False):
+        # (``poison`` is ignored: a read and a write of one core clock fall in
+        # different fast clocks, in a fixed order; they never collide)
         bank = DoublePumpedRAM(data, granularity, domain=domain, fast_domain=fast_domain,
                                attrs=attrs, schedule=schedule)
         return bank, bank.read, bank.write

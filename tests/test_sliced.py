@@ -89,3 +89,31 @@ def test_bad_block_depth_is_refused(block_depth):
 def test_bad_slice_width_is_refused(slice_bits):
     with pytest.raises(ValueError, match="slice_bits"):
         SlicedRAM(MemoryData(shape=unsigned(16), depth=8, init=[]), slice_bits)
+
+
+@pytest.mark.parametrize("block_depth", [None, 4])
+def test_poison_inverts_a_read_that_meets_a_write(block_depth):
+    """With ``poison`` a read of the word written in the same clock returns the
+    old word inverted (the hardware may return anything); the next reads are
+    clean and the write took effect."""
+    dut = SlicedRAM(MemoryData(shape=unsigned(8), depth=8, init=list(range(8))), 4, block_depth,
+                    poison=True)
+    got = []
+
+    async def bench(ctx):
+        # clock 0: read and write word 5; clock 1: read word 6; clock 2: read word 5
+        for k, (ra, wen) in enumerate([(5, 1), (6, 0), (5, 0), (0, 0)]):
+            ctx.set(dut.read.addr, ra)
+            ctx.set(dut.read.en, k < 3)
+            ctx.set(dut.write.addr, 5)
+            ctx.set(dut.write.data, 0xAA)
+            ctx.set(dut.write.en, wen)
+            await ctx.tick()
+            got.append(ctx.get(dut.read.data))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    lat = dut.read_latency
+    assert got[lat - 1:lat + 2] == [0x05 ^ 0xFF, 6, 0xAA]
