@@ -129,8 +129,9 @@ class CommandEngine(wiring.Component):
     judged : In(stream of status), dropped : In(1)
         Deframer events, for the link counters.
     rd_addr, rd_data : frame ring read port (``read_latency`` clocks).
-    rd_next : In(8)
-        With ``read_latency`` 2 only: the byte after ``rd_data``.
+    rd_next_addr, rd_next : Out, In(8)
+        With ``read_latency`` 2 only: a second read port of the ring, for the
+        byte after ``rd_addr``.
     tail : Out(ring_bits + 1)
         The oldest ring byte still needed (the deframer may overwrite the
         bytes before it): the current frame's start, or once the command is
@@ -155,7 +156,8 @@ class CommandEngine(wiring.Component):
             "dropped": In(1),
             "rd_addr": Out(ring_bits(max_frame)),
             "rd_data": In(8),
-            **({"rd_next": In(8)} if read_latency == 2 else {}),
+            **({"rd_next_addr": Out(ring_bits(max_frame)), "rd_next": In(8)}
+               if read_latency == 2 else {}),
             "tail": Out(ring_bits(max_frame) + 1),
             "tx": Out(stream.Signature(TxItem)),
             **core_master_ports(config),
@@ -335,6 +337,9 @@ class CommandEngine(wiring.Component):
             step, step1, step2 = Signal(), Signal(), Signal()   # ptr + 1: this clock, 1 and 2 ago
             m.d.sync += [jumped.eq(jump), step1.eq(step), step2.eq(step1)]
             byte = Mux(step2, self.rd_next, self.rd_data)   # valid in the cycle after a fetch()
+            # ptr + 1 in a register of its own: the second address is one adder
+            # after registers, as the first
+            ptr1 = Signal(range(mf + 2))
         else:
             byte = self.rd_data              # valid in the cycle after a fetch()
 
@@ -342,11 +347,13 @@ class CommandEngine(wiring.Component):
             """Move ``ptr`` to ``value`` (a jump)."""
             m.d.sync += ptr.eq(value)
             if ahead:
+                m.d.sync += ptr1.eq(value + 1)
                 m.d.comb += jump.eq(1)
 
         def step_ptr():
             m.d.sync += ptr.eq(ptr + 1)
             if ahead:
+                m.d.sync += ptr1.eq(ptr1 + 1)
                 m.d.comb += step.eq(1)
 
         def after_jump_wait():
@@ -404,6 +411,8 @@ class CommandEngine(wiring.Component):
         range_ok = Signal()
         mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
+        if ahead:
+            m.d.comb += self.rd_next_addr.eq((fstart + ptr1)[:rb])
         m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
                      self.tail.eq(Mux(streaming, rd_ptr, fstart)),
                      self.bus.payload.addr.eq(Cat(cur, reg4)),

@@ -55,10 +55,10 @@ class Deframer(wiring.Component):
         Clocks from ``rd_addr`` to ``rd_data``.  With 2 the block RAM's read
         data goes through a second register before it reaches the engine, so
         the RAM's slow clock-to-output (5.8 ns on ECP5) and its route are off
-        the engine's paths, and ``rd_next`` gives the byte after ``rd_data``
-        (a second read port: a copy of the ring in a second block RAM), which
-        lets the engine still take a byte a clock after its address
-        (:class:`~neurocorex.hdl.engine.CommandEngine`).
+        the engine's paths, and a second read port (``rd_next_addr``,
+        ``rd_next``: a copy of the ring in a second block RAM) gives the
+        byte after, which lets the engine still take a byte a clock after
+        its address (:class:`~neurocorex.hdl.engine.CommandEngine`).
 
     Attributes
     ----------
@@ -69,9 +69,9 @@ class Deframer(wiring.Component):
     dropped : Out(1)
     rd_addr, rd_data : In, Out
         Read port of the ring, ``read_latency`` clocks from address to data.
-    rd_next : Out(8)
-        With ``read_latency`` 2 only: the byte at ``rd_addr + 1`` (in the ring),
-        as ``rd_data``.
+    rd_next_addr, rd_next : In, Out(8)
+        With ``read_latency`` 2 only: a second read port, as ``rd_addr`` and
+        ``rd_data`` (the engine reads the byte after ``rd_addr`` with it).
     tail : In(ring_bits + 1)
         Pointer (with wrap bit) of the oldest byte the engine still needs;
         the bytes from ``tail`` up to the frame being received are kept.
@@ -90,7 +90,8 @@ class Deframer(wiring.Component):
             "dropped": Out(1),
             "rd_addr": In(ring_bits(max_frame)),
             "rd_data": Out(8),
-            **({"rd_next": Out(8)} if read_latency == 2 else {}),
+            **({"rd_next_addr": In(ring_bits(max_frame)), "rd_next": Out(8)}
+               if read_latency == 2 else {}),
             "tail": In(ring_bits(max_frame) + 1),
         })
 
@@ -110,7 +111,7 @@ class Deframer(wiring.Component):
             np = buf.read_port(domain="comb")
             nx_q = Signal(8, reset_less=True)
             rd_q2, nx_q2 = Signal(8, reset_less=True), Signal(8, reset_less=True)
-            m.d.comb += np.addr.eq(self.rd_addr + 1)
+            m.d.comb += np.addr.eq(self.rd_next_addr)
             m.d.sync += [nx_q.eq(np.data), rd_q2.eq(rd_q), nx_q2.eq(nx_q)]
             m.d.comb += self.rd_next.eq(nx_q2)
             rd_q = rd_q2

@@ -72,7 +72,7 @@ class LinkCore(wiring.Component):
                      eng.rd_data.eq(dfr.rd_data), dfr.tail.eq(eng.tail),
                      self.error.eq(eng.error)]
         if lat == 2:
-            m.d.comb += eng.rd_next.eq(dfr.rd_next)
+            m.d.comb += [dfr.rd_next_addr.eq(eng.rd_next_addr), eng.rd_next.eq(dfr.rd_next)]
         wiring.connect(m, eng.tx, frm.inp)
         wiring.connect(m, frm.out, wiring.flipped(self.tx))
         wiring.connect(m, eng.bus, wiring.flipped(self.bus))
