@@ -7,13 +7,14 @@ over the golden model.
 """
 
 import numpy as np
+import pytest
 
 from neurocorex.formats import CoreConfig, NEURON_PARAMS, STDP_FIELDS, NEURON_STATE
 from neurocorex.protocol import Op, Kind, LinkCounter, encode_step, decode_steps, word_bytes
 from neurocorex.regmap import Region, Counter, synapse_word
 from neurocorex.sim.busmodel import BusCore
 
-from test_hdl_link import check, cmd, write_cmd, read_cmd, frames_of
+from test_hdl_link import LinkBench, check, cmd, write_cmd, read_cmd, frames_of
 
 
 def without_cycle_counters(answer):
@@ -27,9 +28,18 @@ def without_cycle_counters(answer):
     return out
 
 
-def test_real_core_load_run_learn_readback():
-    from neurocorex.hdl.core import Core
+@pytest.mark.parametrize("board", [None, "ulx3s"], ids=["default", "ulx3s"])
+def test_real_core_load_run_learn_readback(board, monkeypatch):
+    """Also as the ULX3S builds it: its core (eight sliced dual-port banks,
+    early rows, accumulators in LUT RAM) and the frame buffer read in two clocks."""
+    from neurocorex.boards.targets import get_board
+    from neurocorex.boards.top import board_core
     cfg = CoreConfig(neurons=6, inputs=4)
+    if board is None:
+        core = board_core(cfg)
+    else:
+        core = board_core(cfg, **get_board(board).core_flags)
+        monkeypatch.setattr(LinkBench, "ring_read_latency", get_board(board).ring_read_latency)
     rng = np.random.default_rng(5)
     n, m = cfg.neurons, cfg.inputs
     w_rec = [synapse_word(cfg, int(w), bool(p)) for w, p in
@@ -62,7 +72,7 @@ def test_real_core_load_run_learn_readback():
              read_cmd(12, Region.INPUT_TRACE, 0, m),
              read_cmd(13, Region.COUNTER, 0, 4),
              cmd(Op.COUNTERS, 14)]
-    answers, _, _ = check(cfg, items, max_frame=128, py_core=BusCore(cfg), hw_core=Core(cfg),
+    answers, _, _ = check(cfg, items, max_frame=128, py_core=BusCore(cfg), hw_core=core,
                           gap=1, max_wait=50_000, normalize=without_cycle_counters)
     spikes = []
     for a in answers[6:8]:

@@ -15,7 +15,7 @@ import pytest
 from neurocorex.formats import CoreConfig
 from neurocorex.protocol import END, Op
 
-from test_hdl_link import check, cmd, frames_of
+from test_hdl_link import LinkBench, check, cmd, frames_of
 from test_protocol import FuzzState, fuzz_items, expected_counts, check_counters, link_counters
 
 CFG = CoreConfig(neurons=8, inputs=4)
@@ -68,8 +68,11 @@ def verify(state, answers, checks, caps_bytes):
         assert list(data) == state.w_rec                           # nothing changed
 
 
-def test_fuzz_gateware_short():
-    """Amaranth simulation of the link over the stand-in core."""
+@pytest.mark.parametrize("latency", [1, 2], ids=["ring-read-1", "ring-read-2"])
+def test_fuzz_gateware_short(latency, monkeypatch):
+    """Amaranth simulation of the link over the stand-in core, with the frame
+    buffer read in one clock and in two (the ULX3S's)."""
+    monkeypatch.setattr(LinkBench, "ring_read_latency", latency)
     state, items, checks, sent = fuzz_plan(2_500, 3, CFG, MAX_FRAME)
     answers, eng, _ = check(CFG, items, max_frame=MAX_FRAME, gap=3, settle=8, max_wait=5000)
     verify(state, answers, checks, eng.caps)
