@@ -127,6 +127,19 @@ def _rotate(m, words, amount, direction, name):
     return cur
 
 
+def _select(m, words, selects, name):
+    """``out[e] = words[selects[e]]``: the rotation of :func:`_rotate` with each
+    output's source index given (from a register), one wide multiplexer per
+    output (an 8:1 multiplexer is one slice level on ECP5, against three LUT
+    levels for the barrel rotator)."""
+    out = []
+    for e, sel in enumerate(selects):
+        o = Signal.like(words[0], name=f"{name}{e}")
+        m.d.comb += o.eq(Array(words)[sel])
+        out.append(o)
+    return out
+
+
 class Core(wiring.Component):
     """One core of ``N`` neurons and ``M`` input axons.
 
@@ -646,7 +659,15 @@ class Core(wiring.Component):
         # rows: add the old weights, rotated into post order (posts P*c ...
         # P*c+P-1), into the accumulators
         bank_w = [Cat(*[raw[b][l * SB:l * SB + WB] for l in range(L)]) for b in range(B)]
-        post_ws = _rotate(m, bank_w, rots[U], +1, "post_w")
+        if RI and U >= 1 and B > 1:
+            # (ECP5) each post position's bank index in a register of its own,
+            # loaded with rots[U]: the rotation is one multiplexer level
+            post_sel = [Signal(range(B), name=f"post_sel{e}") for e in range(B)]
+            with m.If(vs[U - 1]):
+                m.d.sync += [post_sel[e].eq((rots[U - 1] + e)[:bb]) for e in range(B)]
+            post_ws = _select(m, bank_w, post_sel, "post_w")
+        else:
+            post_ws = _rotate(m, bank_w, rots[U], +1, "post_w")
         post_w = [post_ws[e].word_select(l, WB).as_signed() for e in range(B) for l in range(L)]
         with m.If(vs[U] & ~col_mode):
             m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
