@@ -94,7 +94,7 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     if banks is not None:
         flags["banks"] = banks
     design = make_design(config, clk_hz=pll.freq_hz, baud=baud, board_name=board.name,
-                         stand_in=stand_in, ring_read_latency=board.ring_read_latency, **flags)
+                         stand_in=stand_in, fast_link=board.fast_link, **flags)
     top = BoardTop(board, pll, design)
     platform = board.platform()
     overrides = dict(board.overrides)

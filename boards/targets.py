@@ -122,9 +122,8 @@ class Board:
     accumulator_attrs : dict or None
         Attributes of the core's accumulator memories, e.g.
         ``{"ram_style": "distributed"}`` to keep them out of the block RAMs.
-    ring_read_latency : int
-        The link's frame-buffer read latency, 1 or 2
-        (:class:`~neurocorex.hdl.top.NeuroCoreTop`).
+    fast_link : bool
+        Build the link for a fast clock (:class:`~neurocorex.hdl.top.NeuroCoreTop`).
     overrides : dict
         Toolchain overrides for ``platform.prepare``.
     toolchain : str
@@ -156,7 +155,7 @@ class Board:
     bank_block: int | None = None
     overlap_rows: bool = False
     accumulator_attrs: dict | None = None
-    ring_read_latency: int = 1
+    fast_link: bool = False
     overrides: dict = field(default_factory=dict)
     toolchain: str = "open"
 
@@ -243,9 +242,10 @@ _add(Board(
     # the next step's recurrent rows during the neuron pass (learning off); the
     # two accumulator sets in LUT RAM: the banks leave too few block RAMs
     overlap_rows=True, accumulator_attrs={"ram_style": "distributed"},
-    # the link's frame buffer read through a second register: its block RAM's
-    # output (5.8 ns clock-to-output) no longer feeds the command engine's logic
-    ring_read_latency=2,
+    # the link's frame buffer read through a second register (its block RAM's
+    # 5.8 ns output no longer feeds the command engine's logic), the engine's
+    # ring tail and aux writes from registers
+    fast_link=True,
 ))
 
 _add(Board(

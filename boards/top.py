@@ -13,7 +13,7 @@ from .pll import ClockGenerator
 __all__ = ["BoardTop", "make_design", "led_ports"]
 
 
-def make_design(config, *, clk_hz, baud, board_name, stand_in=False, ring_read_latency=1,
+def make_design(config, *, clk_hz, baud, board_name, stand_in=False, fast_link=False,
                 **core_flags):
     """The design to place on a board: the full top, the UART echo stand-in
     (``stand_in`` true), or the core driven by a pseudo-random source
@@ -30,7 +30,7 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, ring_read_l
     each bank is built from memories that many bits wide
     (:mod:`neurocorex.hdl.sliced`), with ``bank_block`` also split into
     registered memories of that many words; ``banks`` is the number of synapse banks.
-    ``ring_read_latency`` is the full top's frame-buffer read latency
+    ``fast_link`` builds the full top's link for a fast clock
     (:class:`~neurocorex.hdl.top.NeuroCoreTop`).
     """
     if stand_in == "core":
@@ -50,7 +50,7 @@ def make_design(config, *, clk_hz, baud, board_name, stand_in=False, ring_read_l
                               "checkout; build the flow-check design with --stand-in") from None
     core = board_core(config, **core_flags)
     return NeuroCoreTop(config, clk_hz=int(clk_hz), baud=baud, board=board_name or "sim", core=core,
-                        ring_read_latency=ring_read_latency)
+                        fast_link=fast_link)
 
 
 def board_core(config, *, spram=False, dual_port=False, double_pump=False,

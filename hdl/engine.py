@@ -116,21 +116,26 @@ class CommandEngine(wiring.Component):
         Frame buffer depth (decoded bytes).
     caps : bytes
         The CAPS answer (``protocol.caps_payload``).
-    read_latency : 1 or 2
-        Clocks from ``rd_addr`` to ``rd_data`` (the deframer's).  With 2 the
-        deframer also gives ``rd_next``, the byte after: the engine's read
+    fast : bool
+        Built for a fast clock (ECP5): the frame buffer reads in two clocks
+        (a :class:`~neurocorex.hdl.framing.Deframer` with ``read_latency=2``,
+        which also gives ``rd_next``, the byte after: the engine's read
         pointer moves by at most one a clock, so the byte it fetched a clock
-        ago is one of the two and still arrives in the cycle after a fetch.
-        Only a fetch in the clock after a jump of the pointer waits a clock.
+        ago is one of the two and still arrives in the cycle after a fetch;
+        only a fetch in the clock after a jump of the pointer waits a clock),
+        ``tail`` comes from a register (a clock late: it only moves forward,
+        so the deframer keeps a byte a clock longer at most), and ``aux`` is
+        written a clock late from registers (no access reads a byte in the
+        clock after writing it).
 
     Attributes
     ----------
     verdict : In(stream of Verdict)
     judged : In(stream of status), dropped : In(1)
         Deframer events, for the link counters.
-    rd_addr, rd_data : frame ring read port (``read_latency`` clocks).
+    rd_addr, rd_data : frame ring read port (one clock, two when ``fast``).
     rd_next_addr, rd_next : Out, In(8)
-        With ``read_latency`` 2 only: a second read port of the ring, for the
+        With ``fast`` only: a second read port of the ring, for the
         byte after ``rd_addr``.
     tail : Out(ring_bits + 1)
         The oldest ring byte still needed (the deframer may overwrite the
@@ -142,11 +147,9 @@ class CommandEngine(wiring.Component):
         Pulses on every rejected frame (for a LED).
     """
 
-    def __init__(self, config: CoreConfig, *, max_frame: int, caps: bytes, read_latency: int = 1):
+    def __init__(self, config: CoreConfig, *, max_frame: int, caps: bytes, fast: bool = False):
         check_config(config, max_frame)
-        if read_latency not in (1, 2):
-            raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
-        self.read_latency = read_latency
+        self.fast = bool(fast)
         self.config = config
         self.max_frame = max_frame
         self.caps = bytes(caps)
@@ -157,7 +160,7 @@ class CommandEngine(wiring.Component):
             "rd_addr": Out(ring_bits(max_frame)),
             "rd_data": In(8),
             **({"rd_next_addr": Out(ring_bits(max_frame)), "rd_next": In(8)}
-               if read_latency == 2 else {}),
+               if fast else {}),
             "tail": Out(ring_bits(max_frame) + 1),
             "tx": Out(stream.Signature(TxItem)),
             **core_master_ports(config),
@@ -258,10 +261,14 @@ class CommandEngine(wiring.Component):
             with m.If(u_n == 5):
                 m.d.sync += u_busy.eq(0)
         m.d.sync += pend.eq((pend & ~pend_clr) | pend_set)
-        m.d.comb += [arp.addr.eq(Mux(u_rd, u_raddr, e_raddr)),
-                     awp.addr.eq(Mux(u_wen, u_waddr, e_waddr)),
-                     awp.data.eq(Mux(u_wen, u_wdata, e_wdata)),
-                     awp.en.eq(u_wen | e_wen)]
+        aw = [(awp.addr, Mux(u_wen, u_waddr, e_waddr)), (awp.data, Mux(u_wen, u_wdata, e_wdata)),
+              (awp.en, u_wen | e_wen)]
+        if self.fast:
+            # (fast) written a clock late from registers, which sit by the RAM
+            regs = [Signal.like(port, name=f"aux_w_{port.name}") for port, _ in aw]
+            m.d.sync += [reg.eq(value) for reg, (_, value) in zip(regs, aw)]
+            aw = [(port, reg) for reg, (port, _) in zip(regs, aw)]
+        m.d.comb += [arp.addr.eq(Mux(u_rd, u_raddr, e_raddr))] + [port.eq(v) for port, v in aw]
         aux_free = ~u_busy & (pend == 0)         # an access sequence may start
 
         # The engine's aux address and write data are chosen by the state alone
@@ -325,13 +332,13 @@ class CommandEngine(wiring.Component):
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
         hc = Signal(3)
         ptr = Signal(range(mf + 1))
-        # With read_latency 2 the ring gives, two clocks after the address
+        # With fast the ring gives, two clocks after the address
         # fstart + ptr, the bytes at ptr and at ptr + 1: the byte at the ptr of
         # one clock ago is one of them if ptr stepped by at most one since.
         # After a jump (ptr or fstart set) that does not hold for one clock,
         # so a fetch waits a clock after a jump (LOAD and STEP are the only
         # states that can fetch then).
-        ahead = self.read_latency == 2
+        ahead = self.fast
         if ahead:
             jump, jumped = Signal(), Signal()      # ptr (or fstart) set: this clock, the last
             step, step1, step2 = Signal(), Signal(), Signal()   # ptr + 1: this clock, 1 and 2 ago
@@ -413,8 +420,14 @@ class CommandEngine(wiring.Component):
 
         if ahead:
             m.d.comb += self.rd_next_addr.eq((fstart + ptr1)[:rb])
+        tail = Mux(streaming, rd_ptr, fstart)
+        if ahead:
+            tail_r = Signal.like(self.tail)          # (fast) a clock late
+            m.d.sync += tail_r.eq(tail)
+            tail = tail_r
         m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
-                     self.tail.eq(Mux(streaming, rd_ptr, fstart)),
+                     self.tail.eq(tail),
+
                      self.bus.payload.addr.eq(Cat(cur, reg4)),
                      self.bus.payload.wdata.eq(dw)]
         bus_write = Signal()

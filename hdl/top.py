@@ -38,18 +38,18 @@ class LinkCore(wiring.Component):
     error : Out(1)
         Pulses on every rejected frame.
 
-    ``ring_read_latency`` (1 or 2) is the frame buffer's read latency
-    (:class:`~neurocorex.hdl.framing.Deframer`); the link behaves the same
-    with either.
+    ``fast_link`` builds the link for a fast clock (ECP5): the frame buffer
+    read in two clocks, the engine's ``tail`` and ``aux`` writes registered
+    (:class:`~neurocorex.hdl.engine.CommandEngine`); it answers the same.
     """
 
     def __init__(self, config: CoreConfig, *, caps: bytes, max_frame: int = MAX_FRAME,
-                 ring_read_latency: int = 1):
+                 fast_link: bool = False):
         check_config(config, max_frame)
         self.config = config
         self.caps = caps
         self.max_frame = max_frame
-        self.ring_read_latency = ring_read_latency
+        self.fast_link = bool(fast_link)
         super().__init__({
             "rx": In(stream.Signature(RxByte, always_ready=True)),
             "tx": Out(stream.Signature(8)),
@@ -59,10 +59,10 @@ class LinkCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lat = self.ring_read_latency
-        m.submodules.deframer = dfr = Deframer(self.max_frame, read_latency=lat)
+        fast = self.fast_link
+        m.submodules.deframer = dfr = Deframer(self.max_frame, read_latency=2 if fast else 1)
         m.submodules.engine = eng = CommandEngine(self.config, max_frame=self.max_frame,
-                                                  caps=self.caps, read_latency=lat)
+                                                  caps=self.caps, fast=fast)
         # answers never exceed the engine's frame body limit
         m.submodules.framer = frm = Framer(max_body(self.max_frame))
         wiring.connect(m, wiring.flipped(self.rx), dfr.inp)
@@ -71,7 +71,7 @@ class LinkCore(wiring.Component):
         m.d.comb += [eng.dropped.eq(dfr.dropped), dfr.rd_addr.eq(eng.rd_addr),
                      eng.rd_data.eq(dfr.rd_data), dfr.tail.eq(eng.tail),
                      self.error.eq(eng.error)]
-        if lat == 2:
+        if fast:
             m.d.comb += [dfr.rd_next_addr.eq(eng.rd_next_addr), eng.rd_next.eq(dfr.rd_next)]
         wiring.connect(m, eng.tx, frm.inp)
         wiring.connect(m, frm.out, wiring.flipped(self.tx))
@@ -98,9 +98,8 @@ class NeuroCoreTop(wiring.Component):
         The core to drive; by default ``neurocorex.hdl.core.Core(config)``.
     max_frame : int
         Frame buffer depth in bytes.
-    ring_read_latency : 1 or 2
-        The frame buffer's read latency (:class:`LinkCore`): 2 registers the
-        block RAM's read data once more, for fast clocks.
+    fast_link : bool
+        The link built for a fast clock (:class:`LinkCore`).
 
     Attributes
     ----------
@@ -113,14 +112,14 @@ class NeuroCoreTop(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, clk_hz: int, baud: int, board: str = "sim",
-                 core=None, max_frame: int = MAX_FRAME, ring_read_latency: int = 1):
+                 core=None, max_frame: int = MAX_FRAME, fast_link: bool = False):
         self.config = config
         self.clk_hz = int(clk_hz)
         self.baud = int(baud)
         self.board = board
         self.divisor = divisor_for(self.clk_hz, self.baud)
         self.max_frame = max_frame
-        self.ring_read_latency = ring_read_latency
+        self.fast_link = bool(fast_link)
         self.caps = caps_payload(config, max_frame=max_frame, clk_hz=self.clk_hz, baud=self.baud,
                                  board=board)
         self._core = core
@@ -137,7 +136,7 @@ class NeuroCoreTop(wiring.Component):
         m.submodules.uart_rx = rx = UARTRx(self.divisor)
         m.submodules.uart_tx = tx = UARTTx(self.divisor)
         m.submodules.link = link = LinkCore(self.config, caps=self.caps, max_frame=self.max_frame,
-                                            ring_read_latency=self.ring_read_latency)
+                                            fast_link=self.fast_link)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         wiring.connect(m, rx.out, link.rx)
         wiring.connect(m, link.tx, tx.inp)

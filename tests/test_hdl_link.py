@@ -121,7 +121,7 @@ class StandInCore(wiring.Component):
 class LinkBench(wiring.Component):
     """LinkCore wired to the stand-in core."""
 
-    ring_read_latency = 1       # set for each test by the fixture below
+    fast_link = False           # set for each test by the fixture below
 
     def __init__(self, config, caps, max_frame, core=None):
         self.core = core
@@ -134,7 +134,7 @@ class LinkBench(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.link = link = LinkCore(self.config, caps=self.caps, max_frame=self.max_frame,
-                                            ring_read_latency=self.ring_read_latency)
+                                            fast_link=self.fast_link)
         m.submodules.core = core = self.core if self.core is not None else StandInCore(self.config)
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
@@ -304,11 +304,12 @@ CFG = CoreConfig(neurons=12, inputs=10)
 
 # --- tests ---------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True, params=[1, 2], ids=["ring-read-1", "ring-read-2"])
-def ring_read_latency(request, monkeypatch):
-    """Every test runs with the frame buffer read in one clock and in two
-    (the ULX3S's second register; the engine addresses the ring a clock early)."""
-    monkeypatch.setattr(LinkBench, "ring_read_latency", request.param)
+@pytest.fixture(autouse=True, params=[False, True], ids=["link", "fast-link"])
+def fast_link(request, monkeypatch):
+    """Every test runs with the link as the iCEBreaker builds it and as the
+    ULX3S does (``fast_link``: the frame buffer read in two clocks, the
+    engine's tail and aux writes registered)."""
+    monkeypatch.setattr(LinkBench, "fast_link", request.param)
     return request.param
 
 
@@ -470,12 +471,12 @@ def test_next_frame_may_arrive_while_one_executes():
                               tx_every=50, max_wait=20_000)[1])[0][2][1:] == bytes(1)
 
 
-def test_top_level_at_the_pins(ring_read_latency):
+def test_top_level_at_the_pins(fast_link):
     """NeuroCoreTop: a CAPS frame as UART bits on uart_rx, the answer decoded
     from uart_tx; the LEDs light up."""
     from neurocorex.hdl.top import NeuroCoreTop
     top = NeuroCoreTop(CFG, clk_hz=4_000_000, baud=1_000_000, board="pins",
-                       core=StandInCore(CFG), max_frame=64, ring_read_latency=ring_read_latency)
+                       core=StandInCore(CFG), max_frame=64, fast_link=fast_link)
     div = top.divisor
     frame = cmd(Op.CAPS, 9)
     got = bytearray()

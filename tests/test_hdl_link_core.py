@@ -31,7 +31,7 @@ def without_cycle_counters(answer):
 @pytest.mark.parametrize("board", [None, "ulx3s"], ids=["default", "ulx3s"])
 def test_real_core_load_run_learn_readback(board, monkeypatch):
     """Also as the ULX3S builds it: its core (eight sliced dual-port banks,
-    early rows, accumulators in LUT RAM) and the frame buffer read in two clocks."""
+    early rows, accumulators in LUT RAM) and its ``fast_link``."""
     from neurocorex.boards.targets import get_board
     from neurocorex.boards.top import board_core
     cfg = CoreConfig(neurons=6, inputs=4)
@@ -39,7 +39,7 @@ def test_real_core_load_run_learn_readback(board, monkeypatch):
         core = board_core(cfg)
     else:
         core = board_core(cfg, **get_board(board).core_flags)
-        monkeypatch.setattr(LinkBench, "ring_read_latency", get_board(board).ring_read_latency)
+        monkeypatch.setattr(LinkBench, "fast_link", get_board(board).fast_link)
     rng = np.random.default_rng(5)
     n, m = cfg.neurons, cfg.inputs
     w_rec = [synapse_word(cfg, int(w), bool(p)) for w, p in

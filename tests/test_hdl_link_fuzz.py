@@ -68,11 +68,11 @@ def verify(state, answers, checks, caps_bytes):
         assert list(data) == state.w_rec                           # nothing changed
 
 
-@pytest.mark.parametrize("latency", [1, 2], ids=["ring-read-1", "ring-read-2"])
-def test_fuzz_gateware_short(latency, monkeypatch):
-    """Amaranth simulation of the link over the stand-in core, with the frame
-    buffer read in one clock and in two (the ULX3S's)."""
-    monkeypatch.setattr(LinkBench, "ring_read_latency", latency)
+@pytest.mark.parametrize("fast", [False, True], ids=["link", "fast-link"])
+def test_fuzz_gateware_short(fast, monkeypatch):
+    """Amaranth simulation of the link over the stand-in core, also as the
+    ULX3S builds it (``fast_link``)."""
+    monkeypatch.setattr(LinkBench, "fast_link", fast)
     state, items, checks, sent = fuzz_plan(2_500, 3, CFG, MAX_FRAME)
     answers, eng, _ = check(CFG, items, max_frame=MAX_FRAME, gap=3, settle=8, max_wait=5000)
     verify(state, answers, checks, eng.caps)
