@@ -5,8 +5,9 @@ the RTL simulation instantiate: a serial line in, a serial line out, two
 status LEDs, clocked by the ``sync`` domain.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..formats import CoreConfig
@@ -40,7 +41,8 @@ class LinkCore(wiring.Component):
 
     ``fast_link`` builds the link for a fast clock (ECP5): the frame buffer
     read in two clocks, the engine's ``tail`` and ``aux`` writes registered
-    (:class:`~neurocorex.hdl.engine.CommandEngine`); it answers the same.
+    (:class:`~neurocorex.hdl.engine.CommandEngine`), and the core's streams
+    through small FIFOs; it answers the same (a few clocks later).
     """
 
     def __init__(self, config: CoreConfig, *, caps: bytes, max_frame: int = MAX_FRAME,
@@ -75,11 +77,30 @@ class LinkCore(wiring.Component):
             m.d.comb += [dfr.rd_next_addr.eq(eng.rd_next_addr), eng.rd_next.eq(dfr.rd_next)]
         wiring.connect(m, eng.tx, frm.inp)
         wiring.connect(m, frm.out, wiring.flipped(self.tx))
-        wiring.connect(m, eng.bus, wiring.flipped(self.bus))
-        wiring.connect(m, wiring.flipped(self.bus_resp), eng.bus_resp)
-        wiring.connect(m, eng.events, wiring.flipped(self.events))
-        wiring.connect(m, wiring.flipped(self.spikes), eng.spikes)
+        if fast:
+            # the core's streams through small FIFOs: engine and core see only
+            # each other's registers (w_rdy, r_rdy, r_data)
+            for name, src, dst in [("bus", eng.bus, self.bus), ("bus_resp", self.bus_resp, eng.bus_resp),
+                                   ("events", eng.events, self.events),
+                                   ("spikes", self.spikes, eng.spikes)]:
+                _buffered(m, src, dst, f"{name}_fifo")
+        else:
+            wiring.connect(m, eng.bus, wiring.flipped(self.bus))
+            wiring.connect(m, wiring.flipped(self.bus_resp), eng.bus_resp)
+            wiring.connect(m, eng.events, wiring.flipped(self.events))
+            wiring.connect(m, wiring.flipped(self.spikes), eng.spikes)
         return m
+
+
+def _buffered(m, src, dst, name):
+    """Stream ``src`` to ``dst`` (same payload shape) through a three-entry
+    ``SyncFIFOBuffered``: its ``w_rdy``, ``r_rdy`` and ``r_data`` are
+    registers, so no path runs from one side's logic into the other's, and
+    it passes one item per clock."""
+    width = len(Value.cast(src.payload))
+    m.submodules[name] = fifo = SyncFIFOBuffered(width=width, depth=3)
+    m.d.comb += [fifo.w_data.eq(src.payload), fifo.w_en.eq(src.valid), src.ready.eq(fifo.w_rdy),
+                 dst.valid.eq(fifo.r_rdy), fifo.r_en.eq(dst.ready), dst.payload.eq(fifo.r_data)]
 
 
 class NeuroCoreTop(wiring.Component):
