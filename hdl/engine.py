@@ -332,7 +332,7 @@ class CommandEngine(wiring.Component):
         hdr = Signal(48)                 # payload bytes 0..5, shifted in
         hc = Signal(3)
         ptr = Signal(range(mf + 1))
-        # With fast the ring gives, two clocks after the address
+        # (fast) the ring gives, two clocks after the address
         # fstart + ptr, the bytes at ptr and at ptr + 1: the byte at the ptr of
         # one clock ago is one of them if ptr stepped by at most one since.
         # After a jump (ptr or fstart set) that does not hold for one clock,
@@ -418,16 +418,14 @@ class CommandEngine(wiring.Component):
         range_ok = Signal()
         mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
-        if ahead:
-            m.d.comb += self.rd_next_addr.eq((fstart + ptr1)[:rb])
         tail = Mux(streaming, rd_ptr, fstart)
         if ahead:
+            m.d.comb += self.rd_next_addr.eq((fstart + ptr1)[:rb])
             tail_r = Signal.like(self.tail)          # (fast) a clock late
             m.d.sync += tail_r.eq(tail)
             tail = tail_r
         m.d.comb += [rd_ptr.eq(fstart + ptr), self.rd_addr.eq(rd_ptr[:rb]),
                      self.tail.eq(tail),
-
                      self.bus.payload.addr.eq(Cat(cur, reg4)),
                      self.bus.payload.wdata.eq(dw)]
         bus_write = Signal()
