@@ -244,7 +244,7 @@ _add(Board(
     overlap_rows=True, accumulator_attrs={"ram_style": "distributed"},
     # the link's frame buffer read through a second register (its block RAM's
     # 5.8 ns output no longer feeds the command engine's logic), the engine's
-    # ring tail and aux writes from registers
+    # ring tail and aux writes from registers, FIFOs between link and core
     fast_link=True,
 ))
 

@@ -338,8 +338,8 @@ class CommandEngine(wiring.Component):
         # After a jump (ptr or fstart set) that does not hold for one clock,
         # so a fetch waits a clock after a jump (LOAD and STEP are the only
         # states that can fetch then).
-        ahead = self.fast
-        if ahead:
+        fast = self.fast
+        if fast:
             jump, jumped = Signal(), Signal()      # ptr (or fstart) set: this clock, the last
             step, step1, step2 = Signal(), Signal(), Signal()   # ptr + 1: this clock, 1 and 2 ago
             m.d.sync += [jumped.eq(jump), step1.eq(step), step2.eq(step1)]
@@ -353,19 +353,19 @@ class CommandEngine(wiring.Component):
         def set_ptr(value):
             """Move ``ptr`` to ``value`` (a jump)."""
             m.d.sync += ptr.eq(value)
-            if ahead:
+            if fast:
                 m.d.sync += ptr1.eq(value + 1)
                 m.d.comb += jump.eq(1)
 
         def step_ptr():
             m.d.sync += ptr.eq(ptr + 1)
-            if ahead:
+            if fast:
                 m.d.sync += ptr1.eq(ptr1 + 1)
                 m.d.comb += step.eq(1)
 
         def after_jump_wait():
             """A context: what must not run in the clock after a jump."""
-            return m.If(~jumped) if ahead else contextlib.nullcontext()
+            return m.If(~jumped) if fast else contextlib.nullcontext()
         dw = Signal(DATA_BITS)           # bus data, and the shift register of emitted words
         nb = Signal(3)
         code = Signal(3)
@@ -419,7 +419,7 @@ class CommandEngine(wiring.Component):
         mask_len = cnt16[3:] + Cat(cnt16[:3] != 0, Const(0b100, 3))
 
         tail = Mux(streaming, rd_ptr, fstart)
-        if ahead:
+        if fast:
             m.d.comb += self.rd_next_addr.eq((fstart + ptr1)[:rb])
             tail_r = Signal.like(self.tail)          # (fast) a clock late
             m.d.sync += tail_r.eq(tail)
