@@ -617,6 +617,24 @@ class Core(wiring.Component):
         with m.If(vs[K]):
             load_raw()
         amt_u = stage_regs(amt_bank, range(amt_regs, U), "amt")
+        if RI:
+            # (ECP5) the rows write the accumulators a clock late, from
+            # registers (acc_wq*): the adder's sum would otherwise run across
+            # the die into the LUT RAMs' write data.  A word read in the clock
+            # its write waits (the next row's, C clocks after this row's read)
+            # takes the waiting sum instead: the comparison is made as the
+            # read is issued and rides with it to the data's first register.
+            # (With overlap_rows the rows of the two accumulator sets are a
+            # drained pipeline apart, so a waiting write is in the set of the
+            # rows in flight.)
+            acc_wq = Signal(name="acc_wq")
+            acc_wq_addr = Signal(cb, name="acc_wq_addr")
+            acc_wq_data = [Signal(signed(AW), name=f"acc_wq_data{k}") for k in range(P)]
+            fwd = Signal(name="acc_fwd")
+            fwd_data = [Signal(signed(AW), name=f"acc_fwd_data{k}") for k in range(P)]
+            hit = acc_wq & (acc_wq_addr == acc_addr)
+            m.d.sync += [fwd.eq(iss & hit)] + [f.eq(d) for f, d in zip(fwd_data, acc_wq_data)]
+            acc_rows = [Mux(fwd, f, d) for f, d in zip(fwd_data, acc_rows)]
         # (like the accumulators' read data: no reset, no initial value)
         acc_u = stage_regs(acc_rows, range(U), "acc", like=[rp.data for rp, wp in acc[:P]])
 
@@ -669,9 +687,18 @@ class Core(wiring.Component):
         else:
             post_ws = _rotate(m, bank_w, rots[U], +1, "post_w")
         post_w = [post_ws[e].word_select(l, WB).as_signed() for e in range(B) for l in range(L)]
-        with m.If(vs[U] & ~col_mode):
-            m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
-            m.d.comb += [acc_wdata[k].eq(acc_u[k] + post_w[k]) for k in range(P)]
+        sums = [acc_u[k] + post_w[k] for k in range(P)]
+        if RI:
+            m.d.sync += acc_wq.eq(vs[U] & ~col_mode)
+            with m.If(vs[U]):
+                m.d.sync += [acc_wq_addr.eq(cs[U])] + [q.eq(v) for q, v in zip(acc_wq_data, sums)]
+            with m.If(acc_wq):
+                m.d.comb += [acc_waddr.eq(acc_wq_addr), acc_wen.eq(1)]
+                m.d.comb += [w.eq(q) for w, q in zip(acc_wdata, acc_wq_data)]
+        else:
+            with m.If(vs[U] & ~col_mode):
+                m.d.comb += [acc_waddr.eq(cs[U]), acc_wen.eq(1)]
+                m.d.comb += [acc_wdata[k].eq(sums[k]) for k in range(P)]
 
         # write stage (and bus writes): the banks' write data, write enables and
         # addresses come from registers through one LUT level
@@ -1108,7 +1135,15 @@ class Core(wiring.Component):
             rows_end = Signal(range(N + M + 1))
             m.d.comb += rows_end.eq(N + n_k)
             li_next = Signal.like(li)
-            m.d.comb += li_next.eq(Mux(li + 1 == n_r, N, li + 1))
+            if RI:
+                # (ECP5) both from registers, which follow li a clock late: a
+                # row starts two clocks or more after li last changed
+                more_next = Signal()
+                m.d.sync += [li_next.eq(Mux(li + 1 == n_r, N, li + 1)),
+                             more_next.eq(Mux(li + 1 == n_r, N, li + 1) != rows_end)]
+            else:
+                m.d.comb += li_next.eq(Mux(li + 1 == n_r, N, li + 1))
+                more_next = li_next != rows_end
 
             def list_read(u):
                 m.d.comb += [slist[0].addr.eq(u), slist[0].en.eq(1)]
@@ -1136,7 +1171,7 @@ class Core(wiring.Component):
                     else:
                         m.d.comb += row.eq(list_q)
                     m.d.sync += [base.eq(row * C), rot.eq(row[:bb] if bb else 0), c.eq(0),
-                                 li.eq(li_next), more_rows.eq(li_next != rows_end)]
+                                 li.eq(li_next), more_rows.eq(more_next)]
                     list_read(li_next)
                     m.next = "R_RUN"
                 with m.Else():
