@@ -17,6 +17,7 @@ from amaranth.sim import Simulator
 
 from neurocorex.formats import CoreConfig
 from neurocorex.hdl.engine import bus_layouts
+from neurocorex.hdl.framing import Deframer as HdlDeframer
 from neurocorex.hdl.top import LinkCore
 from neurocorex.hdl.uart import RxByte
 from neurocorex.protocol import (Op, Kind, Err, LinkCounter, Deframer, encode_frame, caps_payload,
@@ -527,3 +528,9 @@ def test_link_counters_carry_past_a_byte():
     c = [int.from_bytes(words[4 * i:4 * i + 4], "little") for i in range(len(LinkCounter))]
     assert c[LinkCounter.LENGTH_ERRORS] == 300 and c[LinkCounter.CRC_ERRORS] == 300
     assert c[LinkCounter.FRAMES_OK] == 1
+
+
+@pytest.mark.parametrize("latency", [0, 3])
+def test_deframer_refuses_other_read_latencies(latency):
+    with pytest.raises(ValueError, match=f"read_latency must be 1 or 2, not {latency}"):
+        HdlDeframer(64, read_latency=latency)
