@@ -95,9 +95,7 @@ def synth(board_name, neurons, inputs, banks=None, root="build/synth", hier=Fals
     board = BOARDS[board_name]
     family = board.family
     config = CoreConfig(neurons=neurons, inputs=inputs)
-    flags = board.core_flags
-    if banks is not None:
-        flags["banks"] = banks
+    flags = board.core_flags_with(banks)
     banks = flags["banks"]
     core = board_core(config, **flags)
     if board.double_pump:

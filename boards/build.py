@@ -90,9 +90,7 @@ def prepare(board_name, *, neurons=None, inputs=None, clk_hz=None, baud=None, st
     pll = board.solve_pll(clk_hz)
     baud = board.baud if baud is None else baud
     divisor = check_baud(pll.freq_hz, baud, board.max_baud)
-    flags = board.core_flags
-    if banks is not None:
-        flags["banks"] = banks
+    flags = board.core_flags_with(banks)
     design = make_design(config, clk_hz=pll.freq_hz, baud=baud, board_name=board.name,
                          stand_in=stand_in, fast_link=board.fast_link, **flags)
     top = BoardTop(board, pll, design)

@@ -170,6 +170,14 @@ class Board:
                 "overlap_rows": self.overlap_rows,
                 "accumulator_attrs": self.accumulator_attrs}
 
+    def core_flags_with(self, banks: int | None = None) -> dict:
+        """:attr:`core_flags` with ``banks`` synapse banks instead of the
+        board's when it is given."""
+        flags = self.core_flags
+        if banks is not None:
+            flags["banks"] = banks
+        return flags
+
     def platform(self):
         import importlib
         mod, cls = self.platform_path.split(":")
