@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from neurocorex.boards.targets import get_board
 from neurocorex.formats import CoreConfig, DECAY_ONE
 from neurocorex.hdl.core import Core
 from neurocorex.hdl.geometry import Geometry
@@ -67,11 +68,13 @@ def build_model(cfg: CoreConfig, learn: bool, seed: int = 1) -> CoreModel:
 #: checked equal in tests/test_spram.py.
 #: "dual-registered" is the ULX3S's: dual-port block RAMs whose read data is
 #: registered before the bank's read multiplexer (two clocks per read, one more
-#: pipeline stage; neurocorex.hdl.sliced).
+#: pipeline stage; neurocorex.hdl.sliced), sliced as the board builds them.
+_ULX3S = get_board("ulx3s")
 RAM_CORE_OPTIONS = {
     "single": {},
     "dual": {"dual_port": True},
-    "dual-registered": {"dual_port": True, "bank_memory": sliced_banks(8, 2048)},
+    "dual-registered": {"dual_port": True, "bank_memory": sliced_banks(_ULX3S.bank_slice,
+                                                                    _ULX3S.bank_block)},
     "double-pumped": DOUBLE_PUMPED_CORE,
 }
 
