@@ -79,6 +79,7 @@ class Deframer(wiring.Component):
 
     def __init__(self, max_frame: int, fifo_depth: int = 1, *, read_latency: int = 1):
         if read_latency not in (1, 2):
+            self._MustUse__silence = True        # (refused: nothing to elaborate)
             raise ValueError(f"read_latency must be 1 or 2, not {read_latency!r}")
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
