@@ -183,9 +183,11 @@ class Core(wiring.Component):
         drive only registers: needed for a fast clock on ECP5, a waste of
         about 200 logic cells on the iCE40.  With it the rows also take their
         spike-list entry from a register (one more clock per step), the
-        saturation bound comes from a register, and with ``dual_port`` each
-        bank writes back its own word when that word changed.  Default: on
-        with ``dual_port``.
+        saturation bound comes from a register, the rows write the
+        accumulators a clock late from registers (a read of the word whose
+        write waits takes the waiting sum), the next spike-list address comes
+        from a register, and with ``dual_port`` each bank writes back its own
+        word when that word changed.  Default: on with ``dual_port``.
     register_bank_outputs : bool
         Register the synapse banks' read data before the STDP update (one
         more clock of pipeline latency): block RAM and SPRAM outputs arrive
