@@ -1137,14 +1137,14 @@ class Core(wiring.Component):
             rows_end = Signal(range(N + M + 1))
             m.d.comb += rows_end.eq(N + n_k)
             li_next = Signal.like(li)
+            after_li = Mux(li + 1 == n_r, N, li + 1)
             if RI:
                 # (ECP5) both from registers, which follow li a clock late: a
                 # row starts two clocks or more after li last changed
                 more_next = Signal()
-                m.d.sync += [li_next.eq(Mux(li + 1 == n_r, N, li + 1)),
-                             more_next.eq(Mux(li + 1 == n_r, N, li + 1) != rows_end)]
+                m.d.sync += [li_next.eq(after_li), more_next.eq(after_li != rows_end)]
             else:
-                m.d.comb += li_next.eq(Mux(li + 1 == n_r, N, li + 1))
+                m.d.comb += li_next.eq(after_li)
                 more_next = li_next != rows_end
 
             def list_read(u):

@@ -24,8 +24,8 @@ Every memory is read through an asynchronous port and a register and marked
 ``no_rw_check`` (:mod:`neurocorex.hdl.ramports`): Yosys maps it to the block
 RAM alone.  A synchronous port would cost a delayed write and a bypass in
 logic per block RAM (on the ULX3S's 176 bank blocks, 520 flip-flops and 1,180
-LUTs in the core's synthesis), and the bypass put the write-enable decoding in front of the
-block's output register.  A read of the word written in the same clock may
+LUTs in the core's synthesis), and the bypass put the write-enable decoding
+in front of the block's output register.  A read of the word written in the same clock may
 then return anything; ``poison`` makes it return the inverted word in
 simulation.
 """
